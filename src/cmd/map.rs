@@ -1,0 +1,493 @@
+//! `gophercap map`: the catalog of every capture in files, folders and tarballs, read in
+//! parallel across files. GopherCap's first step; `replay` reads the JSON it dumps.
+
+use super::output::progress;
+use super::{GlobalArgs, Outcome, UsageError};
+use crate::catalog::{CaptureSummary, Catalog, InputStamp, summarize};
+use crate::sink::table::write_table;
+use crate::source::input::{InputError, expand, open_input};
+use crate::source::{InputKind, OpenedInput, Packet, Selection, SourceError};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use rayon::prelude::*;
+use regex::Regex;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MapFormat {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// Captures, folders and tarballs to map (`-` reads stdin).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// A folder to map (GopherCap's flag; the same as naming it as an input).
+    #[arg(long, value_name = "DIR")]
+    pub dir_src: Option<PathBuf>,
+    /// Only files (and tar members) whose name ends with this.
+    #[arg(long, value_name = "SUFFIX")]
+    pub file_suffix: Option<String>,
+    /// Only files (and tar members) whose full path matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub file_regexp: Option<String>,
+    /// Files read in parallel (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub file_workers: Option<usize>,
+    /// Write the catalog document to this file (what `replay` reads).
+    #[arg(long, value_name = "PATH")]
+    pub dump_json: Option<PathBuf>,
+    /// What to print on stdout (default: table on a terminal, else json; nothing extra with
+    /// --dump-json).
+    #[arg(long, value_enum)]
+    pub format: Option<MapFormat>,
+    /// Reuse entries of the existing --dump-json whose file size and mtime are unchanged.
+    #[arg(long, requires = "dump_json")]
+    pub update: bool,
+    /// Only count packets that match this BPF expression.
+    #[arg(short = 'f', long, value_name = "EXPR")]
+    pub filter: Option<String>,
+}
+
+/// Validated options: the engine never sees clap types.
+struct MapOptions {
+    inputs: Vec<PathBuf>,
+    selection: Selection,
+    workers: usize,
+    dump_json: Option<PathBuf>,
+    format: Option<MapFormat>,
+    update: bool,
+    filter: Option<String>,
+}
+
+impl MapOptions {
+    fn from_args(args: &MapArgs) -> Result<Self, UsageError> {
+        let mut inputs = args.inputs.clone();
+        inputs.extend(args.dir_src.clone());
+        if inputs.is_empty() {
+            return Err(UsageError(
+                "map: no inputs; name captures, folders or tarballs, or --dir-src".into(),
+            ));
+        }
+        let regexp = match &args.file_regexp {
+            Some(re) => {
+                Some(Regex::new(re).map_err(|e| UsageError(format!("--file-regexp: {e}")))?)
+            }
+            None => None,
+        };
+        if args.file_workers == Some(0) {
+            return Err(UsageError("--file-workers must be at least 1".into()));
+        }
+        if let Some(expression) = &args.filter {
+            check_filter(expression)?;
+        }
+        let format = match (args.format, &args.dump_json) {
+            (Some(f), _) => Some(f),
+            (None, Some(_)) => None,
+            (None, None) if std::io::stdout().is_terminal() => Some(MapFormat::Table),
+            (None, None) => Some(MapFormat::Json),
+        };
+        Ok(MapOptions {
+            inputs,
+            selection: Selection {
+                suffix: args.file_suffix.clone(),
+                regexp,
+            },
+            workers: args
+                .file_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            dump_json: args.dump_json.clone(),
+            format,
+            update: args.update,
+            filter: args.filter.clone(),
+        })
+    }
+}
+
+#[cfg(feature = "live")]
+fn check_filter(expression: &str) -> Result<(), UsageError> {
+    crate::source::filter::BpfFilter::new(expression)
+        .map(|_| ())
+        .map_err(UsageError)
+}
+
+#[cfg(not(feature = "live"))]
+fn check_filter(_expression: &str) -> Result<(), UsageError> {
+    Err(UsageError(
+        "--filter needs libpcap: this gophercap was built without the `live` feature".into(),
+    ))
+}
+
+/// A per-input packet predicate: the BPF filter if one was given.
+#[cfg(feature = "live")]
+fn packet_filter(
+    expression: Option<&str>,
+) -> impl FnMut(&Packet<'_>) -> Result<bool, String> + use<> {
+    let mut filter =
+        expression.map(|e| crate::source::filter::BpfFilter::new(e).expect("checked at start"));
+    move |packet| match &mut filter {
+        Some(f) => f.matches(packet),
+        None => Ok(true),
+    }
+}
+
+#[cfg(not(feature = "live"))]
+fn packet_filter(
+    _expression: Option<&str>,
+) -> impl FnMut(&Packet<'_>) -> Result<bool, String> + use<> {
+    |_| Ok(true)
+}
+
+fn stamp_of(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    Some((meta.len(), mtime_ns))
+}
+
+/// What one input yields: its captures (several for a tarball) and its stamp for `--update`.
+struct Mapped {
+    captures: Vec<CaptureSummary>,
+    stamp: Option<InputStamp>,
+}
+
+/// Entries of the previous catalog, by input path, for `--update`.
+struct Previous {
+    stamps: HashMap<String, InputStamp>,
+    captures: Vec<CaptureSummary>,
+}
+
+impl Previous {
+    fn load(path: &Path) -> anyhow::Result<Option<Previous>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let catalog: Catalog = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a gophercap map document", path.display()))?;
+        Ok(Some(Previous {
+            stamps: catalog
+                .inputs
+                .into_iter()
+                .map(|s| (s.path.clone(), s))
+                .collect(),
+            captures: catalog.captures,
+        }))
+    }
+
+    /// The old entries of `name` (a file, or the members of an archive) if it is unchanged.
+    fn reuse(&self, name: &str, size: u64, mtime_ns: i64) -> Option<Vec<CaptureSummary>> {
+        let stamp = self.stamps.get(name)?;
+        if stamp.size != size || stamp.mtime_ns != mtime_ns {
+            return None;
+        }
+        let member_prefix = format!("{name}!");
+        Some(
+            self.captures
+                .iter()
+                .filter(|c| c.path == name || c.path.starts_with(&member_prefix))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+fn map_input(input: &InputKind, options: &MapOptions, previous: Option<&Previous>) -> Mapped {
+    let name = input.display_name();
+    let (size, mtime_ns) = match input {
+        InputKind::File { path, .. } => match stamp_of(path) {
+            Some(s) => s,
+            None => {
+                let error = SourceError::new(
+                    &name,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "file vanished").into(),
+                    0,
+                    0,
+                );
+                return Mapped {
+                    captures: vec![CaptureSummary::unreadable(name, 0, 0, &error)],
+                    stamp: None,
+                };
+            }
+        },
+        InputKind::Stdin => (0, 0),
+    };
+    let stamp = matches!(input, InputKind::File { .. }).then(|| InputStamp {
+        path: name.clone(),
+        size,
+        mtime_ns,
+    });
+    if let Some(reused) = previous.and_then(|p| p.reuse(&name, size, mtime_ns)) {
+        tracing::debug!(path = %name, "unchanged since the last map; entries reused");
+        return Mapped {
+            captures: reused,
+            stamp,
+        };
+    }
+    let explicit = match input {
+        InputKind::File { explicit, .. } => *explicit,
+        InputKind::Stdin => true,
+    };
+    let mut captures = Vec::new();
+    match open_input(input) {
+        Ok(OpenedInput::Capture(mut reader)) => {
+            let keep = packet_filter(options.filter.as_deref());
+            let mut summary = summarize(&mut reader, name, size, mtime_ns, keep);
+            if matches!(input, InputKind::Stdin) {
+                summary.size = reader.offset();
+            }
+            captures.push(summary);
+        }
+        Ok(OpenedInput::Archive(mut archive)) => {
+            let walked = archive.for_each_member(&options.selection, |member| {
+                let summary = match member.capture {
+                    Ok(mut reader) => {
+                        let keep = packet_filter(options.filter.as_deref());
+                        summarize(
+                            &mut reader,
+                            member.name,
+                            member.size,
+                            member.mtime as i64 * 1_000_000_000,
+                            keep,
+                        )
+                    }
+                    Err(e) => CaptureSummary::unreadable(member.name, member.size, 0, &e),
+                };
+                captures.push(summary);
+            });
+            if let Err(e) = walked {
+                tracing::warn!(archive = %name, error = %e, "archive damaged; members before it kept");
+                captures.push(CaptureSummary::unreadable(name, size, mtime_ns, &e));
+            }
+        }
+        Err(e) if !explicit && e.kind.code() == "not_a_capture" => {
+            tracing::debug!(path = %name, "not a capture; skipped");
+        }
+        Err(e) => captures.push(CaptureSummary::unreadable(name, size, mtime_ns, &e)),
+    }
+    Mapped { captures, stamp }
+}
+
+fn write_catalog(catalog: &Catalog, format: MapFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+    match format {
+        MapFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, catalog)?;
+            out.write_all(b"\n")?;
+        }
+        MapFormat::Jsonl => {
+            for c in &catalog.captures {
+                serde_json::to_writer(&mut *out, c)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        MapFormat::Csv => write_csv(catalog, out)?,
+        MapFormat::Table => write_summary_table(catalog, out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn link_names(c: &CaptureSummary) -> String {
+    c.link_types
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+const CSV_COLUMNS: [&str; 25] = [
+    "path",
+    "size",
+    "format",
+    "compression",
+    "link_types",
+    "snaplen",
+    "first_ts",
+    "first_ts_ns",
+    "last_ts",
+    "last_ts_ns",
+    "duration_s",
+    "packets",
+    "bytes_captured",
+    "bytes_original",
+    "max_packet_size",
+    "pps",
+    "bps",
+    "truncated_packets",
+    "out_of_order",
+    "delay_s",
+    "error_kind",
+    "error_message",
+    "error_offset",
+    "error_record",
+    "mtime_ns",
+];
+
+fn write_csv(catalog: &Catalog, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_COLUMNS)?;
+    for c in &catalog.captures {
+        let format = c.format.map(|f| format!("{f:?}").to_lowercase());
+        let compression = c.compression.map(|f| format!("{f:?}").to_lowercase());
+        let e = c.error.as_ref();
+        w.write_record([
+            c.path.clone(),
+            c.size.to_string(),
+            opt(format),
+            opt(compression),
+            link_names(c),
+            opt(c.snaplen),
+            opt(c.first_ts.clone()),
+            opt(c.first_ts_ns),
+            opt(c.last_ts.clone()),
+            opt(c.last_ts_ns),
+            opt(c.duration_s),
+            c.packets.to_string(),
+            c.bytes_captured.to_string(),
+            c.bytes_original.to_string(),
+            c.max_packet_size.to_string(),
+            opt(c.pps),
+            opt(c.bps),
+            c.truncated_packets.to_string(),
+            c.out_of_order.to_string(),
+            opt(c.delay_s),
+            opt(e.map(|e| e.kind.clone())),
+            opt(e.map(|e| e.message.clone())),
+            opt(e.map(|e| e.offset)),
+            opt(e.map(|e| e.record)),
+            c.mtime_ns.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn write_summary_table(catalog: &Catalog, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = catalog
+        .captures
+        .iter()
+        .map(|c| {
+            vec![
+                c.path.clone(),
+                c.format
+                    .map(|f| format!("{f:?}").to_lowercase())
+                    .unwrap_or_else(|| "-".into()),
+                link_names(c),
+                c.packets.to_string(),
+                c.bytes_original.to_string(),
+                c.first_ts.clone().unwrap_or_else(|| "-".into()),
+                c.duration_s.map_or("-".into(), |d| format!("{d:.6}")),
+                c.error.as_ref().map_or(String::new(), |e| {
+                    format!("{} at byte {}", e.kind, e.offset)
+                }),
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        &[
+            "path",
+            "format",
+            "link",
+            "packets",
+            "bytes",
+            "first",
+            "duration_s",
+            "error",
+        ],
+        &["packets", "bytes", "duration_s"],
+        &rows,
+    )?;
+    Ok(())
+}
+
+pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
+    let options = MapOptions::from_args(args)?;
+    let started = Instant::now();
+    let inputs = expand(&options.inputs, &options.selection).map_err(|e| match e {
+        InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
+        InputError::Io { .. } => anyhow::Error::new(e),
+    })?;
+    let previous = match (&options.dump_json, options.update) {
+        (Some(path), true) => Previous::load(path)?,
+        _ => None,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.workers)
+        .build()
+        .context("cannot start worker threads")?;
+    let bar = progress(inputs.len() as u64, "inputs", global.quiet);
+    let mapped: Vec<Mapped> = pool.install(|| {
+        inputs
+            .par_iter()
+            .map(|input| {
+                let m = map_input(input, &options, previous.as_ref());
+                bar.inc(1);
+                m
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut captures = Vec::new();
+    let mut stamps = Vec::new();
+    for m in mapped {
+        captures.extend(m.captures);
+        stamps.extend(m.stamp);
+    }
+    let catalog = Catalog::new(captures, stamps);
+    if let Some(path) = &options.dump_json {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        write_catalog(&catalog, MapFormat::Json, &mut w)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(format) = options.format {
+        let mut out = std::io::stdout().lock();
+        write_catalog(&catalog, format, &mut out)?;
+    }
+    let damaged = catalog
+        .captures
+        .iter()
+        .filter(|c| c.error.is_some())
+        .count();
+    let packets: u64 = catalog.captures.iter().map(|c| c.packets).sum();
+    let bytes: u64 = catalog.captures.iter().map(|c| c.bytes_captured).sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    if !global.quiet {
+        eprintln!(
+            "mapped {} captures: {} packets, {} bytes in {:.3} s; {} damaged",
+            catalog.captures.len(),
+            packets,
+            bytes,
+            elapsed,
+            damaged
+        );
+    }
+    tracing::info!(
+        captures = catalog.captures.len(),
+        packets,
+        bytes,
+        damaged,
+        elapsed_s = elapsed,
+        "map finished"
+    );
+    Ok(Outcome {
+        damaged_inputs: damaged > 0,
+    })
+}

@@ -1,0 +1,9 @@
+//! gophercap: an offline-first pcap toolkit. Data flows one way — source → packet → decode →
+//! flow table → reassembly → consumer → sink — and every subcommand is a thin wiring of these
+//! modules (see `cmd`).
+
+pub mod catalog;
+pub mod cmd;
+
+pub mod sink;
+pub mod source;

@@ -1,0 +1,256 @@
+//! From what the user names to readable streams: paths are expanded (folders walked in a
+//! deterministic order, symlink loops refused), and each stream is recognised by its first
+//! bytes — gzip, pcap, pcapng or tar — never by its name. Files are only opened when read, so a
+//! folder of 100,000 captures costs 100,000 paths, not 100,000 descriptors.
+
+use super::buffer::{DEFAULT_CAPACITY, ReadBuffer};
+use super::capture::{CaptureReader, Compression, SNIFF_LEN, Sniffed, sniff};
+use super::tar::TarArchive;
+use super::{SourceError, SourceErrorKind};
+use flate2::read::MultiGzDecoder;
+use regex::Regex;
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Which files of a folder (and members of a tarball) to take.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// The name must end with this (GopherCap's `--file-suffix`).
+    pub suffix: Option<String>,
+    /// The full path must match this (GopherCap's `--file-regexp`).
+    pub regexp: Option<Regex>,
+}
+
+impl Selection {
+    pub fn matches(&self, path: &str) -> bool {
+        self.suffix.as_deref().is_none_or(|s| path.ends_with(s))
+            && self.regexp.as_ref().is_none_or(|r| r.is_match(path))
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.suffix.is_none() && self.regexp.is_none()
+    }
+}
+
+/// One thing to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// A file; `explicit` when the user named it rather than a folder walk finding it.
+    File {
+        path: PathBuf,
+        explicit: bool,
+    },
+    Stdin,
+}
+
+impl InputKind {
+    /// How the input is named in output and errors.
+    pub fn display_name(&self) -> String {
+        match self {
+            InputKind::File { path, .. } => path.display().to_string(),
+            InputKind::Stdin => "-".to_string(),
+        }
+    }
+}
+
+/// An error in naming inputs (as opposed to reading them).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: no such file or folder")]
+    Missing { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn is_tarball_name(name: &str) -> bool {
+    [".tar", ".tar.gz", ".tgz"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// Expand the named inputs: `-` is stdin, a file is itself, a folder is walked recursively in
+/// byte order of names. Walked files are kept when they match `selection` or look like
+/// tarballs (whose members are selected when read).
+pub fn expand(paths: &[PathBuf], selection: &Selection) -> Result<Vec<InputKind>, InputError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            out.push(InputKind::Stdin);
+            continue;
+        }
+        let meta = fs::metadata(path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => InputError::Missing { path: path.clone() },
+            _ => InputError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        if meta.is_dir() {
+            let mut visited = HashSet::new();
+            walk(path, selection, &mut visited, &mut out)?;
+        } else {
+            out.push(InputKind::File {
+                path: path.clone(),
+                explicit: true,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn dir_identity(meta: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn dir_identity(_meta: &fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+fn walk(
+    dir: &Path,
+    selection: &Selection,
+    visited: &mut HashSet<(u64, u64)>,
+    out: &mut Vec<InputKind>,
+) -> Result<(), InputError> {
+    let io_err = |source| InputError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let meta = fs::metadata(dir).map_err(io_err)?;
+    // A symlink back up the tree would otherwise be walked forever.
+    if !visited.insert(dir_identity(&meta)) {
+        tracing::warn!(path = %dir.display(), "folder already visited (symlink loop); skipped");
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io_err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let Ok(meta) = fs::metadata(&path) else {
+            tracing::warn!(path = %path.display(), "dangling link or vanished entry; skipped");
+            continue;
+        };
+        if meta.is_dir() {
+            walk(&path, selection, visited, out)?;
+        } else if meta.is_file() {
+            let name = path.to_string_lossy();
+            if selection.matches(&name) || is_tarball_name(&name) {
+                out.push(InputKind::File {
+                    path,
+                    explicit: false,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An opened input: a single capture, or a tar archive whose members are captures.
+pub enum OpenedInput<'a> {
+    Capture(CaptureReader<'a>),
+    Archive(TarArchive<'a>),
+}
+
+/// Open a file and recognise what it holds.
+pub fn open_path(path: &Path) -> Result<OpenedInput<'static>, SourceError> {
+    let name = path.display().to_string();
+    let file = fs::File::open(path).map_err(|e| SourceError::new(&name, e.into(), 0, 0))?;
+    open_stream(name, Box::new(file))
+}
+
+/// Open an input named on the command line (a file or stdin).
+pub fn open_input(input: &InputKind) -> Result<OpenedInput<'static>, SourceError> {
+    match input {
+        InputKind::File { path, .. } => open_path(path),
+        InputKind::Stdin => open_stream("-".to_string(), Box::new(io::stdin())),
+    }
+}
+
+/// Recognise a stream by its first bytes and open it: gzip is unwrapped (once), then a capture
+/// or a tar archive is expected.
+pub fn open_stream<'a>(
+    name: String,
+    stream: Box<dyn Read + 'a>,
+) -> Result<OpenedInput<'a>, SourceError> {
+    let mut buf = ReadBuffer::new(stream, DEFAULT_CAPACITY);
+    let head_len = buf
+        .fill_to(SNIFF_LEN)
+        .map_err(|e| SourceError::new(&name, e.into(), 0, 0))?;
+    let mut compression = Compression::None;
+    if sniff(&buf.available()[..head_len]) == Sniffed::Gzip {
+        compression = Compression::Gzip;
+        buf = ReadBuffer::new(Box::new(MultiGzDecoder::new(buf)), DEFAULT_CAPACITY);
+        buf.fill_to(SNIFF_LEN)
+            .map_err(|e| SourceError::new(&name, SourceErrorKind::Gzip(e), 0, 0))?;
+    }
+    let head = buf.available();
+    match sniff(head) {
+        Sniffed::Capture(_) => Ok(OpenedInput::Capture(CaptureReader::open(
+            name,
+            buf,
+            compression,
+        )?)),
+        Sniffed::Tar => Ok(OpenedInput::Archive(TarArchive::new(name, buf))),
+        Sniffed::Gzip | Sniffed::Unknown if head.len() < 4 => {
+            let kind = SourceErrorKind::Truncated {
+                what: "file header",
+                needed: 4,
+                available: head.len() as u64,
+            };
+            Err(SourceError::new(&name, kind, 0, 0))
+        }
+        Sniffed::Gzip | Sniffed::Unknown => {
+            let magic = head[..4].to_vec();
+            Err(SourceError::new(
+                &name,
+                SourceErrorKind::NotACapture(magic),
+                0,
+                0,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_combines_suffix_and_regexp() {
+        let sel = Selection {
+            suffix: Some(".pcap".into()),
+            regexp: Some(Regex::new("day[0-9]/").unwrap()),
+        };
+        assert!(sel.matches("/data/day1/a.pcap"));
+        assert!(!sel.matches("/data/day1/a.pcapng"));
+        assert!(!sel.matches("/data/other/a.pcap"));
+        assert!(Selection::default().matches("anything"));
+    }
+
+    #[test]
+    fn tarball_names() {
+        assert!(is_tarball_name("x.tar.gz"));
+        assert!(is_tarball_name("x.tgz"));
+        assert!(is_tarball_name("x.tar"));
+        assert!(!is_tarball_name("x.pcap.gz"));
+    }
+
+    #[test]
+    fn unknown_and_tiny_streams_are_errors() {
+        let err = open_stream("t".into(), Box::new(&b"hello world"[..]))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind.code(), "not_a_capture");
+        let err = open_stream("t".into(), Box::new(&b"\xd4\xc3"[..]))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind.code(), "truncated");
+    }
+}
