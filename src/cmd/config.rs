@@ -165,7 +165,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(args[0], "--verbose");
-        assert_eq!(&args[1..4], ["--config".to_string(), args[2].clone(), "map".to_string()]);
+        assert_eq!(
+            &args[1..4],
+            ["--config".to_string(), args[2].clone(), "map".to_string()]
+        );
         assert!(args.contains(&"--file-workers=3".to_string()));
         let config_pos = args.iter().position(|a| a == "--format=csv").unwrap();
         let user_pos = args.iter().position(|a| a == "--format").unwrap();

@@ -251,27 +251,37 @@ fn map_input(input: &InputKind, options: &MapOptions, previous: Option<&Previous
         }
         Ok(OpenedInput::Archive(mut archive)) => {
             let walked = archive.for_each_member(&options.selection, |member| {
-                let summary = match member.capture {
+                let mtime_ns = member.mtime as i64 * 1_000_000_000;
+                match member.capture {
                     Ok(mut reader) => {
                         let keep = packet_filter(options.filter.as_deref());
-                        summarize(
+                        captures.push(summarize(
                             &mut reader,
                             member.name,
                             member.size,
-                            member.mtime as i64 * 1_000_000_000,
+                            mtime_ns,
                             keep,
-                        )
+                        ));
                     }
-                    Err(e) => CaptureSummary::unreadable(member.name, member.size, 0, &e),
-                };
-                captures.push(summary);
+                    // Archives hold READMEs and checksums too: like files found by a folder
+                    // walk, members that are not captures are passed over, not damage.
+                    Err(e) if e.kind.is_not_a_capture() => {
+                        tracing::debug!(member = %member.name, "not a capture; skipped");
+                    }
+                    Err(e) => captures.push(CaptureSummary::unreadable(
+                        member.name,
+                        member.size,
+                        mtime_ns,
+                        &e,
+                    )),
+                }
             });
             if let Err(e) = walked {
                 tracing::warn!(archive = %name, error = %e, "archive damaged; members before it kept");
                 captures.push(CaptureSummary::unreadable(name, size, mtime_ns, &e));
             }
         }
-        Err(e) if !explicit && e.kind.code() == "not_a_capture" => {
+        Err(e) if !explicit && e.kind.is_not_a_capture() => {
             tracing::debug!(path = %name, "not a capture; skipped");
         }
         Err(e) => captures.push(CaptureSummary::unreadable(name, size, mtime_ns, &e)),

@@ -232,8 +232,10 @@ impl<'a> CaptureReader<'a> {
         self.buf.offset()
     }
 
-    /// False for a pcapng simple packet block, which carries no time of its own (it then
-    /// reports the previous packet's time).
+    /// False when the current packet has no usable time: a pcapng simple packet block, or a
+    /// stamp that is invalid (a fraction of one second or more, a date beyond 64-bit
+    /// nanoseconds). Such a packet carries the best time the capture allows: the previous
+    /// packet's when the stamp is absent or out of range, so merges stay ordered.
     pub fn packet_has_timestamp(&self) -> bool {
         self.current.is_some_and(|c| c.has_ts)
     }
@@ -328,14 +330,16 @@ impl<'a> CaptureReader<'a> {
             match parsed {
                 Ok((rest, block)) => {
                     let record_len = available.len() - rest.len();
-                    let frac = if layout.nanos {
-                        i64::from(block.ts_usec)
+                    let (frac, limit) = if layout.nanos {
+                        (i64::from(block.ts_usec), 1_000_000_000)
                     } else {
-                        i64::from(block.ts_usec) * 1_000
+                        (i64::from(block.ts_usec) * 1_000, 1_000_000)
                     };
                     self.current = Some(Current {
                         ts_ns: i64::from(block.ts_sec) * 1_000_000_000 + frac,
-                        has_ts: true,
+                        // A fraction of a second past one second is no time at all
+                        // (tcpdump prints "invalid us"): the packet's time is unknown.
+                        has_ts: block.ts_usec < limit,
                         link_type: layout.link_type,
                         pos: self.buf.position() + header_len,
                         len: block.data.len(),
@@ -602,12 +606,13 @@ impl<'a> CaptureReader<'a> {
                     ));
                 };
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                let ts_ns = units_to_ns(units, interface.units_per_sec, interface.offset_s);
+                let ts = units_to_ns(units, interface.units_per_sec, interface.offset_s);
+                let ts_ns = ts.unwrap_or(state.last_ts_ns);
                 state.last_ts_ns = ts_ns;
                 let caplen = (epb.caplen as usize).min(epb.data.len());
                 Some(Current {
                     ts_ns,
-                    has_ts: true,
+                    has_ts: ts.is_some(),
                     link_type: interface.link_type,
                     pos: pos + (epb.data.as_ptr() as usize - base),
                     len: caplen,
@@ -643,8 +648,9 @@ impl<'a> CaptureReader<'a> {
                 match obsolete_packet(body, big_endian, &state.interfaces) {
                     Ok((mut current, units)) => {
                         let interface = state.interfaces[current.interface as usize];
-                        current.ts_ns =
-                            units_to_ns(units, interface.units_per_sec, interface.offset_s);
+                        let ts = units_to_ns(units, interface.units_per_sec, interface.offset_s);
+                        current.ts_ns = ts.unwrap_or(state.last_ts_ns);
+                        current.has_ts = ts.is_some();
                         current.pos += body_pos;
                         state.last_ts_ns = current.ts_ns;
                         Some(current)
@@ -685,16 +691,16 @@ impl<'a> CaptureReader<'a> {
 }
 
 /// Timestamp units to nanoseconds since the epoch, exactly for the usual resolutions and with
-/// 128-bit arithmetic for the rest.
+/// 128-bit arithmetic for the rest. None when the time lies beyond what 64-bit nanoseconds
+/// hold (about the years 1678 to 2262): such a stamp is garbage, not a date.
 #[inline]
-fn units_to_ns(units: u64, units_per_sec: u64, offset_s: i64) -> i64 {
+fn units_to_ns(units: u64, units_per_sec: u64, offset_s: i64) -> Option<i64> {
     let ns: i128 = match units_per_sec {
         1_000_000_000 => i128::from(units),
         1_000_000 => i128::from(units) * 1_000,
         _ => i128::from(units) * 1_000_000_000 / i128::from(units_per_sec.max(1)),
     };
-    let total = ns + i128::from(offset_s) * 1_000_000_000;
-    total.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    i64::try_from(ns + i128::from(offset_s) * 1_000_000_000).ok()
 }
 
 /// Validate an interface's options as libpcap does and extract what timestamps need.

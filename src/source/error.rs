@@ -8,6 +8,8 @@ use std::io;
 pub enum SourceErrorKind {
     #[error("{0}")]
     Io(#[from] io::Error),
+    #[error("empty file")]
+    Empty,
     #[error("not a pcap or pcapng capture (magic {0:02x?})")]
     NotACapture(Vec<u8>),
     #[error("unsupported {format} version {major}.{minor}")]
@@ -36,10 +38,20 @@ pub enum SourceErrorKind {
 }
 
 impl SourceErrorKind {
+    /// True for inputs that are not captures at all (as opposed to damaged captures): a folder
+    /// walk or an archive passes over these instead of reporting them.
+    pub fn is_not_a_capture(&self) -> bool {
+        matches!(
+            self,
+            SourceErrorKind::Empty | SourceErrorKind::NotACapture(_)
+        )
+    }
+
     /// A stable short name for machine-readable output (`map`'s `error.kind`).
     pub fn code(&self) -> &'static str {
         match self {
             SourceErrorKind::Io(_) => "io",
+            SourceErrorKind::Empty => "empty",
             SourceErrorKind::NotACapture(_) => "not_a_capture",
             SourceErrorKind::UnsupportedVersion { .. } => "unsupported_version",
             SourceErrorKind::Truncated { .. } => "truncated",

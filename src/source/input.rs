@@ -198,6 +198,9 @@ pub fn open_stream<'a>(
             compression,
         )?)),
         Sniffed::Tar => Ok(OpenedInput::Archive(TarArchive::new(name, buf))),
+        Sniffed::Gzip | Sniffed::Unknown if head.is_empty() => {
+            Err(SourceError::new(&name, SourceErrorKind::Empty, 0, 0))
+        }
         Sniffed::Gzip | Sniffed::Unknown if head.len() < 4 => {
             let kind = SourceErrorKind::Truncated {
                 what: "file header",
