@@ -165,3 +165,17 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// Write shell completions (`completions/`) and man pages (`man/`) under `root`, all from the
+/// one clap definition, so they cannot drift from the binary.
+pub fn generate_assets(root: &std::path::Path) -> io::Result<()> {
+    use clap_complete::Shell;
+    let completions = root.join("completions");
+    let man = root.join("man");
+    std::fs::create_dir_all(&completions)?;
+    std::fs::create_dir_all(&man)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut command(), "gophercap", &completions)?;
+    }
+    clap_mangen::generate_to(command(), &man)
+}

@@ -1,0 +1,65 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gophercap_global_optspecs
+    string join \n v/verbose q/quiet log-format= config= h/help V/version
+end
+
+function __fish_gophercap_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gophercap_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gophercap_using_subcommand
+    set -l cmd (__fish_gophercap_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gophercap -n "__fish_gophercap_needs_command" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_needs_command" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_needs_command" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_needs_command" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_needs_command" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_needs_command" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l dir-src -d 'A folder to map (GopherCap\'s flag; the same as naming it as an input)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l file-suffix -d 'Only files (and tar members) whose name ends with this' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l file-regexp -d 'Only files (and tar members) whose full path matches this regular expression' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l file-workers -d 'Files read in parallel (default: one per core)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l dump-json -d 'Write the catalog document to this file (what `replay` reads)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l format -d 'What to print on stdout (default: table on a terminal, else json; nothing extra with --dump-json)' -r -f -a "table\t''
+json\t''
+jsonl\t''
+csv\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s f -l filter -d 'Only count packets that match this BPF expression' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l update -d 'Reuse entries of the existing --dump-json whose file size and mtime are unchanged'
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -l json -d 'Print JSON lines instead of a table'
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
