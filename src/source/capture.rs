@@ -857,3 +857,304 @@ impl Source for CaptureReader<'_> {
         &self.name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::capture::{PcapWriter, PcapngWriter, Precision};
+
+    fn reader(bytes: Vec<u8>, capacity: usize) -> Result<CaptureReader<'static>, SourceError> {
+        let buf = ReadBuffer::new(Box::new(std::io::Cursor::new(bytes)), capacity);
+        CaptureReader::open("t".into(), buf, Compression::None)
+    }
+
+    /// (time, captured length, original length, interface, link type, has time) of each packet,
+    /// and the error that ended the capture, if any.
+    type Seen = (i64, usize, u32, u32, u32, bool);
+
+    fn drain(r: &mut CaptureReader<'_>) -> (Vec<Seen>, Option<SourceError>) {
+        let mut seen = Vec::new();
+        loop {
+            match r.advance() {
+                Ok(true) => {
+                    let has_ts = r.packet_has_timestamp();
+                    let p = r.packet().unwrap();
+                    seen.push((
+                        p.ts_ns,
+                        p.data.len(),
+                        p.orig_len,
+                        p.interface,
+                        p.link_type.0,
+                        has_ts,
+                    ));
+                }
+                Ok(false) => return (seen, None),
+                Err(e) => return (seen, Some(e)),
+            }
+        }
+    }
+
+    fn pcap(precision: Precision, big_endian: bool, records: &[(i64, usize, u32)]) -> Vec<u8> {
+        let mut w = PcapWriter::new(Vec::new(), 1, 65535, precision, big_endian).unwrap();
+        for &(ts, len, orig) in records {
+            w.write(ts, &vec![0xab; len], orig).unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn pcap_in_both_precisions_and_byte_orders() {
+        let records = [
+            (1_700_000_000_123_456_789, 60, 60),
+            (1_700_000_001_000_000_001, 100, 1514),
+        ];
+        for big_endian in [false, true] {
+            let mut r = reader(pcap(Precision::Nano, big_endian, &records), 4096).unwrap();
+            let (seen, err) = drain(&mut r);
+            assert!(err.is_none());
+            assert_eq!(seen[0].0, 1_700_000_000_123_456_789);
+            assert_eq!(seen[1], (1_700_000_001_000_000_001, 100, 1514, 0, 1, true));
+            let mut r = reader(pcap(Precision::Micro, big_endian, &records), 4096).unwrap();
+            let (seen, _) = drain(&mut r);
+            assert_eq!(
+                seen[0].0, 1_700_000_000_123_456_000,
+                "µs keeps its microseconds"
+            );
+            assert_eq!(r.snaplen(), 65535);
+            assert_eq!(r.format(), CaptureFormat::Pcap);
+        }
+    }
+
+    #[test]
+    fn records_larger_than_the_window_grow_it() {
+        let bytes = pcap(
+            Precision::Micro,
+            false,
+            &[(0, 100_000, 100_000), (1_000, 10, 10)],
+        );
+        let mut r = reader(bytes, 64).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), [100_000, 10]);
+    }
+
+    #[test]
+    fn an_impossible_record_length_is_an_error_not_an_allocation() {
+        let mut bytes = pcap(Precision::Micro, false, &[(0, 10, 10)]);
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&0xf000_0000u32.to_le_bytes());
+        bytes.extend_from_slice(&0xf000_0000u32.to_le_bytes());
+        let mut r = reader(bytes, 4096).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert_eq!(seen.len(), 1);
+        let err = err.unwrap();
+        assert_eq!(err.kind.code(), "record_too_large");
+        assert_eq!((err.offset, err.record), (24 + 16 + 10, 2));
+        assert!(!r.advance().unwrap(), "a failed source stays finished");
+    }
+
+    #[test]
+    fn a_record_cut_short_names_its_offset() {
+        let bytes = pcap(Precision::Micro, false, &[(0, 10, 10), (5, 50, 50)]);
+        let cut = bytes.len() - 20;
+        let mut r = reader(bytes[..cut].to_vec(), 4096).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert_eq!(seen.len(), 1);
+        let err = err.unwrap();
+        assert_eq!(err.kind.code(), "truncated");
+        assert_eq!((err.offset, err.record), (50, 2));
+    }
+
+    #[test]
+    fn invalid_microseconds_are_no_time() {
+        let mut bytes = pcap(Precision::Micro, false, &[(0, 10, 10)]);
+        bytes[24 + 4..24 + 8].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let mut r = reader(bytes, 4096).unwrap();
+        let (seen, _) = drain(&mut r);
+        assert!(!seen[0].5);
+    }
+
+    #[test]
+    fn modified_pcap_records_have_longer_headers() {
+        let mut bytes = pcap(Precision::Micro, false, &[]);
+        bytes[..4].copy_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+        for (ts, len) in [(7u32, 20usize), (8, 30)] {
+            bytes.extend_from_slice(&ts.to_le_bytes());
+            bytes.extend_from_slice(&0u32.to_le_bytes());
+            bytes.extend_from_slice(&(len as u32).to_le_bytes());
+            bytes.extend_from_slice(&(len as u32).to_le_bytes());
+            bytes.extend_from_slice(&[0u8; 8]);
+            bytes.extend_from_slice(&vec![1u8; len]);
+        }
+        let mut r = reader(bytes, 4096).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert!(err.is_none());
+        assert_eq!(
+            seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+            [(7_000_000_000, 20), (8_000_000_000, 30)]
+        );
+    }
+
+    #[test]
+    fn unsupported_versions_and_reserved_link_bits_are_refused() {
+        let mut bytes = pcap(Precision::Micro, false, &[]);
+        bytes[4..6].copy_from_slice(&3u16.to_le_bytes());
+        assert_eq!(
+            reader(bytes, 64).err().unwrap().kind.code(),
+            "unsupported_version"
+        );
+        let mut bytes = pcap(Precision::Micro, false, &[]);
+        bytes[20..24].copy_from_slice(&0x0030_0001u32.to_le_bytes());
+        assert_eq!(reader(bytes, 64).err().unwrap().kind.code(), "corrupt");
+    }
+
+    /// A pcapng block: type, total length, body (padded), total length.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (12 + body.len()) as u32;
+        let mut b = kind.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(&body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    fn idb(link_type: u16, options: &[u8]) -> Vec<u8> {
+        let mut body = link_type.to_le_bytes().to_vec();
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(&65535u32.to_le_bytes());
+        body.extend_from_slice(options);
+        block(1, &body)
+    }
+
+    fn shb() -> Vec<u8> {
+        PcapngWriter::new(Vec::new()).unwrap().into_inner()
+    }
+
+    #[test]
+    fn pcapng_interfaces_resolutions_offsets_and_packet_kinds() {
+        let mut bytes = shb();
+        // Interface 0: Ethernet in µs. Interface 1: raw IP in 2^-10 s with a 100 s offset.
+        bytes.extend(idb(1, &[]));
+        let mut opts = vec![9, 0, 1, 0, 0x8a, 0, 0, 0, 14, 0, 8, 0];
+        opts.extend_from_slice(&100i64.to_le_bytes());
+        opts.extend_from_slice(&[0, 0, 0, 0]);
+        bytes.extend(idb(101, &opts));
+        let epb = |interface: u32, units: u64, data: &[u8]| {
+            let mut body = interface.to_le_bytes().to_vec();
+            body.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+            body.extend_from_slice(&(units as u32).to_le_bytes());
+            body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            body.extend_from_slice(&(data.len() as u32 + 4).to_le_bytes());
+            body.extend_from_slice(data);
+            block(6, &body)
+        };
+        bytes.extend(epb(0, 1_500_000, &[1, 2, 3]));
+        bytes.extend(epb(1, 1024 * 5 + 512, &[4; 9]));
+        // A simple packet block (no time), an unknown block, an obsolete packet block.
+        let mut spb = 7u32.to_le_bytes().to_vec();
+        spb.extend_from_slice(&[5; 7]);
+        bytes.extend(block(3, &spb));
+        bytes.extend(block(0x0bad_0001, &[9; 16]));
+        let mut opb = 1u16.to_le_bytes().to_vec();
+        opb.extend_from_slice(&0u16.to_le_bytes());
+        opb.extend_from_slice(&0u32.to_le_bytes());
+        opb.extend_from_slice(&2048u32.to_le_bytes());
+        opb.extend_from_slice(&2u32.to_le_bytes());
+        opb.extend_from_slice(&2u32.to_le_bytes());
+        opb.extend_from_slice(&[6, 6]);
+        bytes.extend(block(2, &opb));
+        let mut r = reader(bytes, 64).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(
+            seen,
+            [
+                (1_500_000_000, 3, 7, 0, 1, true),
+                (105_500_000_000, 9, 13, 1, 101, true),
+                (105_500_000_000, 7, 7, 0, 1, false),
+                (102_000_000_000, 2, 2, 1, 101, true),
+            ]
+        );
+        assert_eq!(r.link_types(), [LinkType::ETHERNET, LinkType::RAW]);
+    }
+
+    #[test]
+    fn a_new_section_resets_interfaces_and_may_switch_byte_order() {
+        let mut first = PcapngWriter::new(Vec::new()).unwrap();
+        first.add_interface(1, 65535, 9).unwrap();
+        first.write(0, 42, &[1; 5], 5).unwrap();
+        let mut bytes = first.into_inner();
+        // A big-endian section with one interface and one packet.
+        let be = |v: u32| v.to_be_bytes();
+        let mut section = vec![0x0a, 0x0d, 0x0d, 0x0a];
+        section.extend_from_slice(&be(28));
+        section.extend_from_slice(&[0x1a, 0x2b, 0x3c, 0x4d, 0, 1, 0, 0]);
+        section.extend_from_slice(&(-1i64).to_be_bytes());
+        section.extend_from_slice(&be(28));
+        section.extend_from_slice(&be(1));
+        section.extend_from_slice(&be(20));
+        section.extend_from_slice(&113u16.to_be_bytes());
+        section.extend_from_slice(&[0, 0]);
+        section.extend_from_slice(&be(0));
+        section.extend_from_slice(&be(20));
+        section.extend_from_slice(&be(6));
+        section.extend_from_slice(&be(36));
+        for v in [0u32, 0, 3_000_000, 4, 4] {
+            section.extend_from_slice(&be(v));
+        }
+        section.extend_from_slice(&[7; 4]);
+        section.extend_from_slice(&be(36));
+        bytes.extend(section);
+        let mut r = reader(bytes, 4096).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(
+            seen,
+            [(42, 5, 5, 0, 1, true), (3_000_000_000, 4, 4, 0, 113, true)]
+        );
+    }
+
+    #[test]
+    fn a_packet_for_an_undescribed_interface_is_damage() {
+        let mut w = PcapngWriter::new(Vec::new()).unwrap();
+        w.add_interface(1, 65535, 6).unwrap();
+        w.write(0, 1_000, &[1; 4], 4).unwrap();
+        let mut bytes = w.into_inner();
+        let good = bytes.len() as u64;
+        let mut bad = 6u32.to_le_bytes().to_vec();
+        bad.extend_from_slice(&32u32.to_le_bytes());
+        bad.extend_from_slice(&5u32.to_le_bytes());
+        bad.extend_from_slice(&[0; 16]);
+        bad.extend_from_slice(&32u32.to_le_bytes());
+        bytes.extend(bad);
+        let mut r = reader(bytes, 4096).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert_eq!(seen.len(), 1);
+        let err = err.unwrap();
+        assert_eq!(
+            (err.kind.code(), err.offset, err.record),
+            ("corrupt", good, 2)
+        );
+    }
+
+    #[test]
+    fn sniffing_by_magic() {
+        assert_eq!(
+            sniff(&[0xd4, 0xc3, 0xb2, 0xa1]),
+            Sniffed::Capture(CaptureFormat::Pcap)
+        );
+        assert_eq!(
+            sniff(&[0x0a, 0x0d, 0x0d, 0x0a]),
+            Sniffed::Capture(CaptureFormat::Pcapng)
+        );
+        assert_eq!(sniff(&[0x1f, 0x8b, 8, 0]), Sniffed::Gzip);
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Sniffed::Tar);
+        assert_eq!(sniff(b"GET / HTTP/1.1"), Sniffed::Unknown);
+    }
+}
