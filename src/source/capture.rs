@@ -1011,7 +1011,7 @@ mod tests {
     /// A pcapng block: type, total length, body (padded), total length.
     fn block(kind: u32, body: &[u8]) -> Vec<u8> {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = (12 + body.len()) as u32;

@@ -111,7 +111,7 @@ pub fn ipv6(
         let next = extensions.get(i + 1).map_or(proto, |e| e.0);
         let mut h = vec![next, 0];
         h.extend_from_slice(body);
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(0);
         }
         if extensions[i].0 != 44 {
