@@ -16,6 +16,14 @@ fn synthetic(name: &str) -> String {
         .into_owned()
 }
 
+fn damaged(name: &str) -> String {
+    repo()
+        .join("testdata/damaged")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn map_one(path: &str) -> (Option<i32>, serde_json::Value) {
     let out = run(&["-q", "map", "--format", "jsonl", path]);
     let line = String::from_utf8_lossy(&out.stdout);
@@ -47,7 +55,7 @@ fn an_empty_file_named_explicitly_is_reported() {
 
 #[test]
 fn a_file_under_24_bytes_is_truncated_at_offset_zero() {
-    let (code, v) = map_one(&synthetic("under-24-bytes.pcap"));
+    let (code, v) = map_one(&damaged("under-24-bytes.pcap"));
     assert_eq!(code, Some(1));
     assert_eq!(v["error"]["kind"], "truncated");
     assert_eq!(v["error"]["offset"], 0);
@@ -75,7 +83,7 @@ fn one_packet_and_zero_duration_have_null_rates() {
 
 #[test]
 fn truncated_last_record_keeps_the_counts_before_it() {
-    let (code, v) = map_one(&synthetic("truncated-record.pcap"));
+    let (code, v) = map_one(&damaged("truncated-record.pcap"));
     assert_eq!(code, Some(1));
     assert_eq!(v["packets"], 7);
     assert_eq!(v["error"]["kind"], "truncated");
@@ -90,7 +98,7 @@ fn truncated_last_record_keeps_the_counts_before_it() {
 
 #[test]
 fn truncated_gzip_keeps_what_was_inflated() {
-    let (code, v) = map_one(&synthetic("truncated.pcap.gz"));
+    let (code, v) = map_one(&damaged("truncated.pcap.gz"));
     assert_eq!(code, Some(1));
     assert_eq!(v["compression"], "gzip");
     assert_eq!(v["error"]["kind"], "gzip");

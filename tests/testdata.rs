@@ -1,4 +1,5 @@
-//! The synthetic captures in `testdata/synthetic/` are written by these builders. This test
+//! The synthetic captures in `testdata/synthetic/` (and the deliberately damaged ones in
+//! `testdata/damaged/`) are written by these builders. This test
 //! rebuilds every one and fails when a committed file differs; `GOPHERCAP_BLESS=1 cargo test
 //! --test testdata` rewrites them.
 
@@ -158,9 +159,9 @@ fn synthetic() -> Vec<(&'static str, Vec<u8>)> {
 
     // Damage: the last record cut in the middle of its data, and a gzip cut short.
     let whole = pcap_bytes(ETHERNET, 65535, Precision::Micro, false, &http);
-    out.push(("truncated-record.pcap", whole[..whole.len() - 10].to_vec()));
+    out.push(("../damaged/truncated-record.pcap", whole[..whole.len() - 10].to_vec()));
     let gz = gzip(&whole);
-    out.push(("truncated.pcap.gz", gz[..gz.len() * 2 / 3].to_vec()));
+    out.push(("../damaged/truncated.pcap.gz", gz[..gz.len() * 2 / 3].to_vec()));
 
     // Edge cases: header only, one packet, zero duration, shorter than a header.
     out.push((
@@ -179,7 +180,7 @@ fn synthetic() -> Vec<(&'static str, Vec<u8>)> {
         "zero-duration.pcap",
         pcap_bytes(ETHERNET, 65535, Precision::Micro, false, &same_time),
     ));
-    out.push(("under-24-bytes.pcap", whole[..20].to_vec()));
+    out.push(("../damaged/under-24-bytes.pcap", whole[..20].to_vec()));
 
     // A tarball of captures: nested folders, a duplicate basename, a gzipped member.
     let tarball = tar_bytes(&[

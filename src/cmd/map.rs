@@ -2,7 +2,7 @@
 //! parallel across files. GopherCap's first step; `replay` reads the JSON it dumps.
 
 use super::output::progress;
-use super::{GlobalArgs, Outcome, UsageError};
+use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{CaptureSummary, Catalog, InputStamp, summarize};
 use crate::sink::table::write_table;
 use crate::source::input::{InputError, expand, open_input};
@@ -479,7 +479,7 @@ pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let packets: u64 = catalog.captures.iter().map(|c| c.packets).sum();
     let bytes: u64 = catalog.captures.iter().map(|c| c.bytes_captured).sum();
     let elapsed = started.elapsed().as_secs_f64();
-    if !global.quiet {
+    if !global.quiet && global.log_format == LogFormat::Text {
         eprintln!(
             "mapped {} captures: {} packets, {} bytes in {:.3} s; {} damaged",
             catalog.captures.len(),
