@@ -159,9 +159,15 @@ fn synthetic() -> Vec<(&'static str, Vec<u8>)> {
 
     // Damage: the last record cut in the middle of its data, and a gzip cut short.
     let whole = pcap_bytes(ETHERNET, 65535, Precision::Micro, false, &http);
-    out.push(("../damaged/truncated-record.pcap", whole[..whole.len() - 10].to_vec()));
+    out.push((
+        "../damaged/truncated-record.pcap",
+        whole[..whole.len() - 10].to_vec(),
+    ));
     let gz = gzip(&whole);
-    out.push(("../damaged/truncated.pcap.gz", gz[..gz.len() * 2 / 3].to_vec()));
+    out.push((
+        "../damaged/truncated.pcap.gz",
+        gz[..gz.len() * 2 / 3].to_vec(),
+    ));
 
     // Edge cases: header only, one packet, zero duration, shorter than a header.
     out.push((
