@@ -4,6 +4,6 @@
 
 pub mod catalog;
 pub mod cmd;
-
+pub mod decode;
 pub mod sink;
 pub mod source;
