@@ -580,14 +580,13 @@ impl<'a> CaptureReader<'a> {
                 None
             }
             Block::InterfaceDescription(idb) => {
-                let interface = interface_of(&idb).map_err(|kind| SourceError::new("", kind, 0, 0));
-                match interface {
+                match interface_of(&idb) {
                     Ok(interface) => {
                         state.interfaces.push(interface);
                         new_link_type = Some((interface.link_type, idb.snaplen));
                         None
                     }
-                    Err(e) => return Err(self.error(e.kind, offset)),
+                    Err(kind) => return Err(self.error(kind, offset)),
                 }
             }
             Block::EnhancedPacket(epb) => {
