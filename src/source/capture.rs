@@ -579,16 +579,14 @@ impl<'a> CaptureReader<'a> {
                 state.interfaces.clear();
                 None
             }
-            Block::InterfaceDescription(idb) => {
-                match interface_of(&idb) {
-                    Ok(interface) => {
-                        state.interfaces.push(interface);
-                        new_link_type = Some((interface.link_type, idb.snaplen));
-                        None
-                    }
-                    Err(kind) => return Err(self.error(kind, offset)),
+            Block::InterfaceDescription(idb) => match interface_of(&idb) {
+                Ok(interface) => {
+                    state.interfaces.push(interface);
+                    new_link_type = Some((interface.link_type, idb.snaplen));
+                    None
                 }
-            }
+                Err(kind) => return Err(self.error(kind, offset)),
+            },
             Block::EnhancedPacket(epb) => {
                 let Some(interface) = state.interfaces.get(epb.if_id as usize).copied() else {
                     let detail = format!(
