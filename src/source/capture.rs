@@ -329,6 +329,18 @@ impl<'a> CaptureReader<'a> {
             };
             match parsed {
                 Ok((rest, block)) => {
+                    // The length is checked here too: a whole oversized record may already
+                    // sit in the window.
+                    if block.caplen > MAX_PCAP_RECORD {
+                        let offset = self.buf.offset();
+                        return Err(self.error(
+                            SourceErrorKind::RecordTooLarge {
+                                len: u64::from(block.caplen),
+                                max: u64::from(MAX_PCAP_RECORD),
+                            },
+                            offset,
+                        ));
+                    }
                     let record_len = available.len() - rest.len();
                     let (frac, limit) = if layout.nanos {
                         (i64::from(block.ts_usec), 1_000_000_000)
@@ -948,6 +960,21 @@ mod tests {
         assert_eq!(err.kind.code(), "record_too_large");
         assert_eq!((err.offset, err.record), (24 + 16 + 10, 2));
         assert!(!r.advance().unwrap(), "a failed source stays finished");
+    }
+
+    /// Found by the pcap_reader fuzz target: a 387,584-byte record that fit in the window
+    /// whole was delivered instead of refused.
+    #[test]
+    fn an_oversized_record_already_in_the_window_is_refused() {
+        let bytes = pcap(
+            Precision::Micro,
+            false,
+            &[(0, 10, 10), (1, 300_000, 300_000)],
+        );
+        let mut r = reader(bytes, 1 << 20).unwrap();
+        let (seen, err) = drain(&mut r);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(err.unwrap().kind.code(), "record_too_large");
     }
 
     #[test]
