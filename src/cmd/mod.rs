@@ -7,6 +7,7 @@ mod config;
 pub mod list_interfaces;
 pub mod map;
 mod output;
+pub mod tar_extract;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal};
@@ -75,6 +76,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Metadata of every capture in files, folders and tarballs, in parallel, as JSON.
     Map(map::MapArgs),
+    /// Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory.
+    TarExtract(tar_extract::TarExtractArgs),
     /// Interfaces that live capture can open.
     #[cfg(feature = "live")]
     ListInterfaces(list_interfaces::ListInterfacesArgs),
@@ -145,6 +148,7 @@ pub fn main() -> i32 {
     init_logging(&cli.global);
     let result = match &cli.command {
         Command::Map(args) => map::run(args, &cli.global),
+        Command::TarExtract(args) => tar_extract::run(args, &cli.global),
         #[cfg(feature = "live")]
         Command::ListInterfaces(args) => list_interfaces::run(args),
     };

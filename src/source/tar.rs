@@ -93,11 +93,9 @@ impl<'a> TarArchive<'a> {
             SourceError::new(&name, SourceErrorKind::Tar(e), offset, record)
         };
         let entries = self.archive.entries().map_err(|e| tar_error(e, 0, 1))?;
-        let mut members = 0u64;
         let mut position = 0u64;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| tar_error(e, position, members + 1))?;
-            members += 1;
+        for (index, entry) in entries.enumerate() {
+            let mut entry = entry.map_err(|e| tar_error(e, position, index as u64 + 1))?;
             let offset = entry.raw_file_position();
             position = offset + entry.size();
             let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
