@@ -25,6 +25,9 @@ _gophercap() {
             gophercap,map)
                 cmd="gophercap__subcmd__map"
                 ;;
+            gophercap,tar-extract)
+                cmd="gophercap__subcmd__tar__subcmd__extract"
+                ;;
             gophercap__subcmd__help,help)
                 cmd="gophercap__subcmd__help__subcmd__help"
                 ;;
@@ -34,6 +37,9 @@ _gophercap() {
             gophercap__subcmd__help,map)
                 cmd="gophercap__subcmd__help__subcmd__map"
                 ;;
+            gophercap__subcmd__help,tar-extract)
+                cmd="gophercap__subcmd__help__subcmd__tar__subcmd__extract"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +47,7 @@ _gophercap() {
 
     case "${cmd}" in
         gophercap)
-            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map list-interfaces help"
+            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map tar-extract list-interfaces help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -63,7 +69,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help)
-            opts="map list-interfaces help"
+            opts="map tar-extract list-interfaces help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -105,6 +111,20 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help__subcmd__map)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__help__subcmd__tar__subcmd__extract)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -176,6 +196,44 @@ _gophercap() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__tar__subcmd__extract)
+            opts="-v -q -h -V --in-tarball --out-dir --file-regexp --dryrun --out-gzip --gzip-level --flatten --overwrite --verbose --quiet --log-format --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --in-tarball)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file-regexp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gzip-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,6 +32,7 @@ complete -c gophercap -n "__fish_gophercap_needs_command" -s q -l quiet -d 'Only
 complete -c gophercap -n "__fish_gophercap_needs_command" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_needs_command" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l dir-src -d 'A folder to map (GopherCap\'s flag; the same as naming it as an input)' -r -F
@@ -52,6 +53,21 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s v -l verbose
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l in-tarball -d 'The archive (.tar, .tar.gz, .tgz; `-` reads stdin)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l out-dir -d 'Where members are written, under their relative paths' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l file-regexp -d 'Only members whose full path in the archive matches this regular expression' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l gzip-level -d 'gzip level for --out-gzip (1 fastest, 9 smallest)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l dryrun -d 'List what would be extracted (path and size) and write nothing'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l out-gzip -d 'Write each member gzipped as NAME.gz (members that already are gzip are written as is)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l flatten -d 'Write every member directly in --out-dir under its file name; a name clash is an error'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l overwrite -d 'Replace files that already exist (by default they are kept and the member skipped)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
@@ -60,6 +76,7 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s 
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s V -l version -d 'Print version'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
