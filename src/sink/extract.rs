@@ -144,6 +144,16 @@ impl OutputDir {
         })
     }
 
+    /// Where a link named `relative` goes, with any file it may replace removed.
+    fn link_destination(&self, relative: &Path, overwrite: bool) -> Result<PathBuf, Refusal> {
+        let target = self.prepare_parents(relative)?;
+        Self::check_target(&target, overwrite)?;
+        if overwrite {
+            let _ = fs::remove_file(&target);
+        }
+        Ok(target)
+    }
+
     /// Make `relative` a hard link to the already extracted `existing` (both below the root).
     pub fn hard_link(
         &self,
@@ -151,11 +161,7 @@ impl OutputDir {
         existing: &Path,
         overwrite: bool,
     ) -> Result<(), Refusal> {
-        let target = self.prepare_parents(relative)?;
-        Self::check_target(&target, overwrite)?;
-        if overwrite {
-            let _ = fs::remove_file(&target);
-        }
+        let target = self.link_destination(relative, overwrite)?;
         fs::hard_link(self.root.join(existing), &target)?;
         Ok(())
     }
@@ -168,11 +174,7 @@ impl OutputDir {
         link_text: &Path,
         overwrite: bool,
     ) -> Result<(), Refusal> {
-        let target = self.prepare_parents(relative)?;
-        Self::check_target(&target, overwrite)?;
-        if overwrite {
-            let _ = fs::remove_file(&target);
-        }
+        let target = self.link_destination(relative, overwrite)?;
         std::os::unix::fs::symlink(link_text, &target)?;
         Ok(())
     }
