@@ -25,6 +25,9 @@ _gophercap() {
             gophercap,map)
                 cmd="gophercap__subcmd__map"
                 ;;
+            gophercap,replay)
+                cmd="gophercap__subcmd__replay"
+                ;;
             gophercap,tar-extract)
                 cmd="gophercap__subcmd__tar__subcmd__extract"
                 ;;
@@ -37,6 +40,9 @@ _gophercap() {
             gophercap__subcmd__help,map)
                 cmd="gophercap__subcmd__help__subcmd__map"
                 ;;
+            gophercap__subcmd__help,replay)
+                cmd="gophercap__subcmd__help__subcmd__replay"
+                ;;
             gophercap__subcmd__help,tar-extract)
                 cmd="gophercap__subcmd__help__subcmd__tar__subcmd__extract"
                 ;;
@@ -47,7 +53,7 @@ _gophercap() {
 
     case "${cmd}" in
         gophercap)
-            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map tar-extract list-interfaces help"
+            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map replay tar-extract list-interfaces help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -69,7 +75,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help)
-            opts="map tar-extract list-interfaces help"
+            opts="map replay tar-extract list-interfaces help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -111,6 +117,20 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help__subcmd__map)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -196,6 +216,88 @@ _gophercap() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__replay)
+            opts="-v -q -h -V --dump-json --file-suffix --file-regexp --out-interface --out-pcap --time-modifier --time-scale-enabled --time-scale-duration --loop-count --loop-infinite --out-bpf --time-from --time-to --skip-mtu --wait-disable --topspeed --pps --mbps --stats-interval --verbose --quiet --log-format --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dump-json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file-suffix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file-regexp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-modifier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-scale-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loop-count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-bpf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --skip-mtu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mbps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

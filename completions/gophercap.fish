@@ -32,6 +32,7 @@ complete -c gophercap -n "__fish_gophercap_needs_command" -s q -l quiet -d 'Only
 complete -c gophercap -n "__fish_gophercap_needs_command" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_needs_command" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -53,6 +54,32 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s v -l verbose
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l dump-json -d 'The catalog `gophercap map --dump-json` wrote: replay its captures' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-suffix -d 'Only files whose name ends with this (folder inputs)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-regexp -d 'Only files whose full path matches this regular expression (folder inputs)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l out-interface -d 'Send on this interface' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l out-pcap -d 'Write the schedule into this pcap (replay-time timestamps) instead of sending' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l time-modifier -d 'Speed factor: 2 replays twice as fast, 0.5 half as fast' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l time-scale-duration -d 'The duration the set is scaled to, e.g. 90s, 15m, 2h (plain numbers are seconds)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l loop-count -d 'Play the set this many times' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l out-bpf -d 'Only send packets that match this BPF expression' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l time-from -d 'Skip packets before this time (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l time-to -d 'Stop at packets after this time (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l skip-mtu -d 'Skip packets whose IP packet is larger than this (default: the interface\'s MTU)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l pps -d 'Send at this many packets per second' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l mbps -d 'Send at this many megabits per second' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l stats-interval -d 'Log progress every this many seconds (0 disables)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l time-scale-enabled -d 'Fit the whole set into --time-scale-duration'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l loop-infinite -d 'Play the set until interrupted'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l wait-disable -d 'Start every file at once instead of at its delay from the set\'s start'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l topspeed -d 'Send as fast as possible'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l in-tarball -d 'The archive (.tar, .tar.gz, .tgz; `-` reads stdin)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l out-dir -d 'Where members are written, under their relative paths' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l file-regexp -d 'Only members whose full path in the archive matches this regular expression' -r
@@ -76,7 +103,8 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s 
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s V -l version -d 'Print version'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

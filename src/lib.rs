@@ -5,5 +5,6 @@
 pub mod catalog;
 pub mod cmd;
 pub mod decode;
+pub mod schedule;
 pub mod sink;
 pub mod source;

@@ -1,12 +1,13 @@
 //! `gophercap map`: the catalog of every capture in files, folders and tarballs, read in
 //! parallel across files. GopherCap's first step; `replay` reads the JSON it dumps.
 
+use super::filter::{check_filter, packet_filter};
 use super::output::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{CaptureSummary, Catalog, InputStamp, summarize};
 use crate::sink::table::write_table;
 use crate::source::input::{InputError, expand, open_input};
-use crate::source::{InputKind, OpenedInput, Packet, Selection, SourceError};
+use crate::source::{InputKind, OpenedInput, Selection, SourceError};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use rayon::prelude::*;
@@ -109,40 +110,6 @@ impl MapOptions {
             filter: args.filter.clone(),
         })
     }
-}
-
-#[cfg(feature = "live")]
-fn check_filter(expression: &str) -> Result<(), UsageError> {
-    crate::source::filter::BpfFilter::new(expression)
-        .map(|_| ())
-        .map_err(UsageError)
-}
-
-#[cfg(not(feature = "live"))]
-fn check_filter(_expression: &str) -> Result<(), UsageError> {
-    Err(UsageError(
-        "--filter needs libpcap: this gophercap was built without the `live` feature".into(),
-    ))
-}
-
-/// A per-input packet predicate: the BPF filter if one was given.
-#[cfg(feature = "live")]
-fn packet_filter(
-    expression: Option<&str>,
-) -> impl FnMut(&Packet<'_>) -> Result<bool, String> + use<> {
-    let mut filter =
-        expression.map(|e| crate::source::filter::BpfFilter::new(e).expect("checked at start"));
-    move |packet| match &mut filter {
-        Some(f) => f.matches(packet),
-        None => Ok(true),
-    }
-}
-
-#[cfg(not(feature = "live"))]
-fn packet_filter(
-    _expression: Option<&str>,
-) -> impl FnMut(&Packet<'_>) -> Result<bool, String> + use<> {
-    |_| Ok(true)
 }
 
 fn stamp_of(path: &Path) -> Option<(u64, i64)> {

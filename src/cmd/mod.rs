@@ -3,10 +3,12 @@
 //! format or protocol logic of their own.
 
 mod config;
+mod filter;
 #[cfg(feature = "live")]
 pub mod list_interfaces;
 pub mod map;
 mod output;
+pub mod replay;
 pub mod tar_extract;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -76,6 +78,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Metadata of every capture in files, folders and tarballs, in parallel, as JSON.
     Map(map::MapArgs),
+    /// Replay many captures on one global timeline, onto an interface or into a file.
+    Replay(replay::ReplayArgs),
     /// Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory.
     TarExtract(tar_extract::TarExtractArgs),
     /// Interfaces that live capture can open.
@@ -148,6 +152,7 @@ pub fn main() -> i32 {
     init_logging(&cli.global);
     let result = match &cli.command {
         Command::Map(args) => map::run(args, &cli.global),
+        Command::Replay(args) => replay::run(args, &cli.global),
         Command::TarExtract(args) => tar_extract::run(args, &cli.global),
         #[cfg(feature = "live")]
         Command::ListInterfaces(args) => list_interfaces::run(args),

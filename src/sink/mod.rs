@@ -2,4 +2,6 @@
 
 pub mod capture;
 pub mod extract;
+#[cfg(feature = "live")]
+pub mod interface;
 pub mod table;

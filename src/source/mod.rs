@@ -5,6 +5,7 @@
 //! packet and [`Source::packet`] lends it until the next call. That shape lets the merge hold one
 //! packet per source without copying, and keeps the read path free of per-packet allocation.
 
+pub mod adapt;
 pub mod buffer;
 pub mod capture;
 mod error;

@@ -1,0 +1,248 @@
+//! When each packet of a replay leaves: one global timeline for all files. A packet's deadline is
+//! an absolute offset from the replay's start — `(ts - first_ts) / speed`, or a pace in packets
+//! or megabits per second — never an accumulated sleep, so error cannot build up over hours.
+//! Waiting is a coarse sleep followed by a short spin on the monotonic clock.
+
+use std::time::{Duration, Instant};
+
+/// How packet times become deadlines.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// Keep the capture's timing, scaled: 2.0 is twice as fast, 0.5 half as fast.
+    Timed { speed: f64 },
+    /// A fixed number of packets per second, whatever the capture's times.
+    PacketsPerSecond(f64),
+    /// A fixed bit rate in Mbit/s, from each packet's length.
+    Megabits(f64),
+    /// As fast as the output takes them.
+    TopSpeed,
+}
+
+/// Turns packets, in merged time order, into deadlines (nanoseconds after the start).
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    pace: Pace,
+    /// The time every offset is measured from (the set's first packet, or the lower bound).
+    origin_ns: i64,
+    /// Added to every deadline: the length of the loops already played.
+    loop_base_ns: u64,
+    /// Paced modes: when the previous packet was due and how long it takes on the wire.
+    paced_next_ns: u64,
+    last_ns: u64,
+}
+
+impl Timeline {
+    pub fn new(pace: Pace, origin_ns: i64) -> Self {
+        Timeline {
+            pace,
+            origin_ns,
+            loop_base_ns: 0,
+            paced_next_ns: 0,
+            last_ns: 0,
+        }
+    }
+
+    /// The deadline of a packet captured at `ts_ns` with `len` bytes on the wire.
+    #[inline]
+    pub fn deadline(&mut self, ts_ns: i64, len: usize) -> u64 {
+        let offset = match self.pace {
+            Pace::Timed { speed } => {
+                let since = ts_ns.saturating_sub(self.origin_ns).max(0) as f64;
+                self.loop_base_ns + (since / speed) as u64
+            }
+            Pace::PacketsPerSecond(pps) => {
+                let at = self.paced_next_ns;
+                self.paced_next_ns += (1e9 / pps) as u64;
+                at
+            }
+            Pace::Megabits(mbps) => {
+                let at = self.paced_next_ns;
+                self.paced_next_ns += (len as f64 * 8.0 / (mbps * 1e6) * 1e9) as u64;
+                at
+            }
+            Pace::TopSpeed => 0,
+        };
+        // Merged input is time-ordered, but a loop or a clamp must never send time backwards.
+        self.last_ns = self.last_ns.max(offset);
+        self.last_ns
+    }
+
+    /// Start the next loop after a set that lasts `set_duration_ns` (capture time); timed loops
+    /// follow each other back to back, paced ones simply continue.
+    pub fn next_loop(&mut self, set_duration_ns: u64) {
+        if let Pace::Timed { speed } = self.pace {
+            self.loop_base_ns += (set_duration_ns as f64 / speed) as u64;
+            self.last_ns = self.last_ns.max(self.loop_base_ns);
+        }
+    }
+}
+
+/// Sleep until `deadline`, then spin the last stretch: a sleep alone oversleeps by tens of
+/// microseconds. Returns how late the wait ended (zero when it was already past).
+pub fn wait_until(deadline: Instant, spin: Duration) -> Duration {
+    let now = Instant::now();
+    if deadline > now + spin {
+        std::thread::sleep(deadline - now - spin);
+    }
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return now - deadline;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Lateness percentiles in bounded memory: log-linear buckets (16 per power of two) of
+/// nanoseconds, about 6% resolution, from 1 ns to hours.
+#[derive(Clone, Debug)]
+pub struct LatenessHistogram {
+    buckets: Vec<u64>,
+    count: u64,
+    max_ns: u64,
+}
+
+const SUB_BUCKETS: u64 = 16;
+/// Values below 16 get a bucket each; each power of two from 2^4 to 2^63 gets 16.
+const BUCKETS: usize = (SUB_BUCKETS + 60 * SUB_BUCKETS) as usize;
+
+impl Default for LatenessHistogram {
+    fn default() -> Self {
+        LatenessHistogram {
+            buckets: vec![0; BUCKETS],
+            count: 0,
+            max_ns: 0,
+        }
+    }
+}
+
+impl LatenessHistogram {
+    fn index(ns: u64) -> usize {
+        if ns < SUB_BUCKETS {
+            return ns as usize;
+        }
+        let power = 63 - u64::from(ns.leading_zeros());
+        let shift = power - 4;
+        let sub = (ns >> shift) - SUB_BUCKETS;
+        ((power - 3) * SUB_BUCKETS + sub) as usize
+    }
+
+    /// The smallest value that falls in bucket `index` (the inverse of [`Self::index`]).
+    fn lower_bound(index: usize) -> u64 {
+        let index = index as u64;
+        if index < SUB_BUCKETS {
+            return index;
+        }
+        let power = index / SUB_BUCKETS + 3;
+        let sub = index % SUB_BUCKETS;
+        (SUB_BUCKETS + sub) << (power - 4)
+    }
+
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        self.buckets[Self::index(ns)] += 1;
+        self.count += 1;
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn max_ns(&self) -> u64 {
+        self.max_ns
+    }
+
+    /// The value at quantile `q` (0..=1), to the bucket's lower bound; 0 when empty.
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Self::lower_bound(i).min(self.max_ns);
+            }
+        }
+        self.max_ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_deadlines_scale_with_speed() {
+        let mut t = Timeline::new(Pace::Timed { speed: 2.0 }, 1_000);
+        assert_eq!(t.deadline(1_000, 60), 0);
+        assert_eq!(t.deadline(3_000, 60), 1_000);
+        let mut slow = Timeline::new(Pace::Timed { speed: 0.5 }, 1_000);
+        assert_eq!(slow.deadline(3_000, 60), 4_000);
+    }
+
+    #[test]
+    fn deadlines_never_go_backwards() {
+        let mut t = Timeline::new(Pace::Timed { speed: 1.0 }, 0);
+        assert_eq!(t.deadline(500, 1), 500);
+        assert_eq!(t.deadline(100, 1), 500);
+    }
+
+    #[test]
+    fn loops_follow_back_to_back() {
+        let mut t = Timeline::new(Pace::Timed { speed: 1.0 }, 100);
+        assert_eq!(t.deadline(100, 1), 0);
+        assert_eq!(t.deadline(400, 1), 300);
+        t.next_loop(300);
+        assert_eq!(t.deadline(100, 1), 300);
+        assert_eq!(t.deadline(400, 1), 600);
+    }
+
+    #[test]
+    fn paced_modes_ignore_capture_times() {
+        let mut pps = Timeline::new(Pace::PacketsPerSecond(1000.0), 0);
+        assert_eq!(pps.deadline(99, 1), 0);
+        assert_eq!(pps.deadline(5, 1), 1_000_000);
+        let mut mbps = Timeline::new(Pace::Megabits(8.0), 0);
+        assert_eq!(mbps.deadline(0, 1000), 0);
+        assert_eq!(
+            mbps.deadline(0, 1000),
+            1_000_000,
+            "1000 bytes at 8 Mbit/s take 1 ms"
+        );
+        let mut top = Timeline::new(Pace::TopSpeed, 0);
+        assert_eq!(top.deadline(1 << 40, 1), 0);
+    }
+
+    #[test]
+    fn histogram_quantiles_within_a_bucket() {
+        let mut h = LatenessHistogram::default();
+        for ns in 1..=10_000u64 {
+            h.record(ns);
+        }
+        let p50 = h.quantile_ns(0.5);
+        assert!((4_700..=5_000).contains(&p50), "{p50}");
+        let p99 = h.quantile_ns(0.99);
+        assert!((9_300..=9_900).contains(&p99), "{p99}");
+        assert_eq!(h.max_ns(), 10_000);
+        for i in 0..BUCKETS {
+            assert_eq!(
+                LatenessHistogram::index(LatenessHistogram::lower_bound(i)),
+                i,
+                "bucket {i}"
+            );
+        }
+        h.record(u64::MAX);
+        assert_eq!(h.max_ns(), u64::MAX);
+    }
+
+    #[test]
+    fn waiting_ends_at_the_deadline() {
+        let deadline = Instant::now() + Duration::from_millis(3);
+        let late = wait_until(deadline, Duration::from_micros(100));
+        assert!(Instant::now() >= deadline);
+        assert!(late < Duration::from_millis(50), "{late:?}");
+    }
+}

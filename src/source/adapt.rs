@@ -1,0 +1,141 @@
+//! Source adapters that change which packets a source lends or when they claim to be: time
+//! bounds (replay's `--time-from`/`--time-to`) and a shift that starts every file at zero
+//! (replay's `--wait-disable`). They wrap any source and copy nothing.
+
+use super::{Packet, Source, SourceError};
+
+/// Only packets with `from <= ts <= to`; the source ends at the first packet after `to` (a
+/// file that straddles a bound is cut at the packet, not dropped whole).
+pub struct TimeBounded<S: Source> {
+    inner: S,
+    from_ns: Option<i64>,
+    to_ns: Option<i64>,
+    done: bool,
+}
+
+impl<S: Source> TimeBounded<S> {
+    pub fn new(inner: S, from_ns: Option<i64>, to_ns: Option<i64>) -> Self {
+        TimeBounded {
+            inner,
+            from_ns,
+            to_ns,
+            done: false,
+        }
+    }
+}
+
+impl<S: Source> Source for TimeBounded<S> {
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        while !self.done && self.inner.advance()? {
+            let Some(ts) = self.inner.packet().map(|p| p.ts_ns) else {
+                continue;
+            };
+            if self.to_ns.is_some_and(|to| ts > to) {
+                self.done = true;
+                break;
+            }
+            if self.from_ns.is_none_or(|from| ts >= from) {
+                return Ok(true);
+            }
+        }
+        self.done = true;
+        Ok(false)
+    }
+
+    fn packet(&self) -> Option<Packet<'_>> {
+        if self.done { None } else { self.inner.packet() }
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
+/// Moves every time so that the source's first packet is at `start_ns`.
+pub struct StartAt<S: Source> {
+    inner: S,
+    start_ns: i64,
+    shift_ns: Option<i64>,
+}
+
+impl<S: Source> StartAt<S> {
+    pub fn new(inner: S, start_ns: i64) -> Self {
+        StartAt {
+            inner,
+            start_ns,
+            shift_ns: None,
+        }
+    }
+}
+
+impl<S: Source> Source for StartAt<S> {
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        let more = self.inner.advance()?;
+        if more && self.shift_ns.is_none() {
+            self.shift_ns = self.inner.packet().map(|p| self.start_ns - p.ts_ns);
+        }
+        Ok(more)
+    }
+
+    fn packet(&self) -> Option<Packet<'_>> {
+        let shift = self.shift_ns.unwrap_or(0);
+        self.inner.packet().map(|p| Packet {
+            ts_ns: p.ts_ns.saturating_add(shift),
+            ..p
+        })
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::LinkType;
+
+    struct Times(Vec<i64>, usize);
+
+    impl Source for Times {
+        fn advance(&mut self) -> Result<bool, SourceError> {
+            self.1 += 1;
+            Ok(self.1 <= self.0.len())
+        }
+        fn packet(&self) -> Option<Packet<'_>> {
+            let ts_ns = *self.0.get(self.1.checked_sub(1)?)?;
+            Some(Packet {
+                ts_ns,
+                link_type: LinkType::ETHERNET,
+                data: &[],
+                orig_len: 0,
+                interface: 0,
+            })
+        }
+        fn name(&self) -> &str {
+            "times"
+        }
+    }
+
+    fn collect(mut s: impl Source) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Some(p) = s.next_packet().unwrap() {
+            out.push(p.ts_ns);
+        }
+        out
+    }
+
+    #[test]
+    fn bounds_cut_at_the_packet() {
+        let s = TimeBounded::new(Times(vec![1, 2, 3, 4, 5, 6], 0), Some(2), Some(4));
+        assert_eq!(collect(s), [2, 3, 4]);
+        let s = TimeBounded::new(Times(vec![1, 2, 3], 0), None, Some(0));
+        assert!(collect(s).is_empty());
+    }
+
+    #[test]
+    fn start_at_shifts_every_packet() {
+        let s = StartAt::new(Times(vec![100, 150, 400], 0), 0);
+        assert_eq!(collect(s), [0, 50, 300]);
+    }
+}
