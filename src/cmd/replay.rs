@@ -8,8 +8,12 @@ use super::output::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{Catalog, format_ts};
 use crate::decode::{DecodeOptions, LinkKind, decode};
-use crate::schedule::{LatenessHistogram, Pace, Timeline, wait_until};
+#[cfg(feature = "live")]
+use crate::schedule::wait_until;
+use crate::schedule::{LatenessHistogram, Pace, Timeline};
 use crate::sink::capture::{PcapWriter, Precision};
+#[cfg(feature = "live")]
+use crate::sink::interface::Dropped;
 use crate::source::adapt::{StartAt, TimeBounded};
 use crate::source::input::{InputError, expand, open_path};
 use crate::source::{CaptureReader, InputKind, MergedSource, OpenedInput, Selection, Source};
@@ -284,6 +288,14 @@ impl Stats {
         *self.skipped.entry(reason).or_default() += 1;
     }
 
+    /// Frames that were counted as sent (queued) but the kernel refused.
+    #[cfg(feature = "live")]
+    fn drop(&mut self, dropped: Dropped) {
+        *self.failed.entry(dropped.failure.name()).or_default() += dropped.frames as u64;
+        self.sent = self.sent.saturating_sub(dropped.frames as u64);
+        self.bytes = self.bytes.saturating_sub(dropped.bytes as u64);
+    }
+
     fn line(&self, elapsed: Duration, timed: bool) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let mut text = format!(
@@ -483,16 +495,18 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                         let deadline = started + Duration::from_nanos(deadline_ns);
                         let late = wait_until(deadline, Duration::from_micros(50));
                         stats.lateness.record(late.as_nanos() as u64);
-                    }
-                    if let Err(failure) = sink.send(packet.data) {
-                        *stats.failed.entry(failure.name()).or_default() += 1;
-                        if failure == crate::sink::interface::SendFailure::Fatal {
-                            anyhow::bail!("sending stopped: {}", sink.last_error());
+                        if let Err(failure) = sink.send(packet.data) {
+                            *stats.failed.entry(failure.name()).or_default() += 1;
+                            check_fatal(failure, sink)?;
+                            continue;
                         }
-                        continue;
+                    } else if let Err(dropped) = sink.queue(packet.data) {
+                        stats.drop(dropped);
+                        check_fatal(dropped.failure, sink)?;
                     }
                 }
             }
+            // Counted now; a frame a batch later fails to send is taken back off (Stats::drop).
             stats.sent += 1;
             stats.bytes += packet.data.len() as u64;
             if stats.sent % 1024 == 0 {
@@ -507,14 +521,24 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         }
     }
     bar.finish_and_clear();
-    if let Output::Pcap { path, writer } = output {
-        let file = match writer {
-            Some((file, _)) => file,
-            None => create_pcap(&path, 1)?,
-        };
-        file.into_inner()
-            .flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(feature = "live")]
+    if let Output::Interface(sink) = &mut output
+        && let Err(dropped) = sink.flush()
+    {
+        stats.drop(dropped);
+    }
+    match output {
+        Output::Pcap { path, writer } => {
+            let file = match writer {
+                Some((file, _)) => file,
+                None => create_pcap(&path, 1)?,
+            };
+            file.into_inner()
+                .flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        #[cfg(feature = "live")]
+        Output::Interface(_) => {}
     }
     let elapsed = started.elapsed();
     let summary = stats.line(elapsed, sleeping);
@@ -555,6 +579,17 @@ fn create_pcap(path: &std::path::Path, link_type: u32) -> anyhow::Result<PcapFil
         Precision::Nano,
         false,
     )?)
+}
+
+#[cfg(feature = "live")]
+fn check_fatal(
+    failure: crate::sink::interface::SendFailure,
+    sink: &crate::sink::interface::InterfaceSink,
+) -> anyhow::Result<()> {
+    if failure == crate::sink::interface::SendFailure::Fatal {
+        anyhow::bail!("sending stopped: {}", sink.last_error());
+    }
+    Ok(())
 }
 
 #[cfg(feature = "live")]

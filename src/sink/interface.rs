@@ -1,6 +1,6 @@
-//! Sending frames onto a network interface through libpcap (`pcap_inject`, a send on a packet
-//! socket on Linux). Failures are classified so a replay can count the transient ones and stop
-//! only on the fatal ones.
+//! Sending frames onto a network interface: on Linux through an AF_PACKET socket (with batches
+//! at top speed, see `packet_socket`), elsewhere through libpcap's `pcap_inject`. Failures are
+//! classified so a replay can count the transient ones and stop only on the fatal ones.
 
 use std::time::Duration;
 
@@ -26,6 +26,17 @@ impl SendFailure {
         }
     }
 
+    #[cfg(target_os = "linux")]
+    fn of_io(error: &std::io::Error) -> Self {
+        match error.raw_os_error() {
+            Some(libc::EMSGSIZE) => SendFailure::TooLong,
+            Some(libc::ENOBUFS) | Some(libc::EAGAIN) => SendFailure::NoBuffers,
+            Some(libc::ENETDOWN) | Some(libc::ENXIO) | Some(libc::ENODEV) => SendFailure::Fatal,
+            _ => SendFailure::Other,
+        }
+    }
+
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     fn of(message: &str) -> Self {
         let m = message.to_lowercase();
         if m.contains("message too long") {
@@ -40,9 +51,21 @@ impl SendFailure {
     }
 }
 
+/// Frames a batched send could not deliver.
+#[derive(Clone, Copy, Debug)]
+pub struct Dropped {
+    pub frames: usize,
+    pub bytes: usize,
+    pub failure: SendFailure,
+}
+
 /// An interface opened for sending.
 pub struct InterfaceSink {
+    #[cfg(target_os = "linux")]
+    socket: super::packet_socket::PacketSocket,
+    #[cfg(not(target_os = "linux"))]
     capture: pcap::Capture<pcap::Active>,
+    link_type: u32,
     last_error: String,
 }
 
@@ -54,8 +77,9 @@ pub fn interface_mtu(name: &str) -> Option<u32> {
 }
 
 impl InterfaceSink {
-    /// Open `name` for sending; the error is libpcap's text, for the caller to explain.
+    /// Open `name` for sending; the error is the system's text, for the caller to explain.
     pub fn open(name: &str) -> Result<Self, String> {
+        // libpcap knows the interface's link type; its handle is only kept off Linux.
         let capture = pcap::Capture::from_device(name)
             .map_err(|e| e.to_string())?
             .promisc(false)
@@ -64,42 +88,101 @@ impl InterfaceSink {
             .immediate_mode(true)
             .open()
             .map_err(|e| e.to_string())?;
+        let link_type = match capture.get_datalink().0 {
+            12 => 101,
+            dlt => dlt as u32,
+        };
+        #[cfg(target_os = "linux")]
+        {
+            drop(capture);
+            let socket =
+                super::packet_socket::PacketSocket::open(name).map_err(|e| e.to_string())?;
+            Ok(InterfaceSink {
+                socket,
+                link_type,
+                last_error: String::new(),
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
         Ok(InterfaceSink {
             capture,
+            link_type,
             last_error: String::new(),
         })
     }
 
     /// The link type frames must have, as a LINKTYPE_ value.
     pub fn link_type(&self) -> u32 {
-        match self.capture.get_datalink().0 {
-            12 => 101,
-            dlt => dlt as u32,
-        }
+        self.link_type
     }
 
-    /// Send one frame; a full queue is retried a few times before it counts as a failure.
+    #[cfg(target_os = "linux")]
+    fn send_once(&mut self, frame: &[u8]) -> Result<(), SendFailure> {
+        self.socket.send(frame).map_err(|e| {
+            self.last_error = e.to_string();
+            SendFailure::of_io(&e)
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn send_once(&mut self, frame: &[u8]) -> Result<(), SendFailure> {
+        self.capture.sendpacket(frame).map_err(|e| {
+            self.last_error = e.to_string();
+            SendFailure::of(&self.last_error)
+        })
+    }
+
+    /// Send one frame now; a full queue is retried a few times before it counts as a failure.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendFailure> {
         let mut backoff = Duration::from_micros(10);
         for _ in 0..8 {
-            match self.capture.sendpacket(frame) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.last_error = e.to_string();
-                    match SendFailure::of(&self.last_error) {
-                        SendFailure::NoBuffers => {
-                            std::thread::sleep(backoff);
-                            backoff *= 2;
-                        }
-                        other => return Err(other),
-                    }
+            match self.send_once(frame) {
+                Err(SendFailure::NoBuffers) => {
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
                 }
+                other => return other,
             }
         }
         Err(SendFailure::NoBuffers)
     }
 
-    /// libpcap's text for the last failure.
+    /// Queue a frame for a batched send (top speed); [`Self::flush`] sends the rest. A failed
+    /// batch reports how many frames and bytes were dropped.
+    pub fn queue(&mut self, frame: &[u8]) -> Result<(), Dropped> {
+        #[cfg(target_os = "linux")]
+        {
+            self.socket.queue(frame).map_err(|u| self.dropped(u))
+        }
+        #[cfg(not(target_os = "linux"))]
+        self.send(frame).map_err(|failure| Dropped {
+            frames: 1,
+            bytes: frame.len(),
+            failure,
+        })
+    }
+
+    /// Send whatever [`Self::queue`] holds.
+    pub fn flush(&mut self) -> Result<(), Dropped> {
+        #[cfg(target_os = "linux")]
+        {
+            self.socket.flush().map_err(|u| self.dropped(u))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn dropped(&mut self, unsent: super::packet_socket::Unsent) -> Dropped {
+        self.last_error = unsent.error.to_string();
+        Dropped {
+            frames: unsent.frames,
+            bytes: unsent.bytes,
+            failure: SendFailure::of_io(&unsent.error),
+        }
+    }
+
+    /// The system's text for the last failure.
     pub fn last_error(&self) -> &str {
         &self.last_error
     }

@@ -4,4 +4,6 @@ pub mod capture;
 pub mod extract;
 #[cfg(feature = "live")]
 pub mod interface;
+#[cfg(all(feature = "live", target_os = "linux"))]
+pub mod packet_socket;
 pub mod table;
