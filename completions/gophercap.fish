@@ -55,8 +55,8 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l dump-json -d 'The catalog `gophercap map --dump-json` wrote: replay its captures' -r -F
-complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-suffix -d 'Only files whose name ends with this (folder inputs)' -r
-complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-regexp -d 'Only files whose full path matches this regular expression (folder inputs)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-suffix -d 'Only files (and tar members) whose name ends with this' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-regexp -d 'Only files (and tar members) whose full path matches this regular expression' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l out-interface -d 'Send on this interface' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l out-pcap -d 'Write the schedule into this pcap (replay-time timestamps) instead of sending' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l time-modifier -d 'Speed factor: 2 replays twice as fast, 0.5 half as fast' -r

@@ -283,6 +283,52 @@ fn replays_the_catalog_that_map_dumped() {
 }
 
 #[test]
+fn tarball_members_are_merged_like_files() {
+    let dir = scratch("replay-tar");
+    let (pa, pb, want) = overlapping(&dir);
+    let tarball = tar_bytes(&[
+        ("x/a.pcap", std::fs::read(&pa).unwrap()),
+        ("y/b.pcap.gz", gzip(&std::fs::read(&pb).unwrap())),
+        ("notes.txt", b"not a capture".to_vec()),
+    ]);
+    let archive = dir.join("set.tar.gz");
+    write(&archive, &gzip(&tarball));
+    let out = dir.join("out.pcap");
+    replay(&[
+        "--out-pcap",
+        out.to_str().unwrap(),
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(read_all(&out), want, "a tarball given directly");
+    let catalog = dir.join("map.json");
+    let o = run(&[
+        "-q",
+        "map",
+        "--dump-json",
+        catalog.to_str().unwrap(),
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = dir.join("from-catalog.pcap");
+    replay(&[
+        "--out-pcap",
+        out.to_str().unwrap(),
+        "--dump-json",
+        catalog.to_str().unwrap(),
+    ]);
+    assert_eq!(read_all(&out), want, "tar members named in a catalog");
+    let out = dir.join("one-member.pcap");
+    replay(&[
+        "--out-pcap",
+        out.to_str().unwrap(),
+        "--file-regexp",
+        "^y/",
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(read_all(&out).len(), 8, "--file-regexp selects members");
+}
+
+#[test]
 fn bad_arguments_are_usage_errors() {
     let file = repo().join("testdata/synthetic/http-le-usec.pcap");
     let f = file.to_str().unwrap();

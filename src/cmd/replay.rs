@@ -8,6 +8,7 @@ use super::output::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{Catalog, format_ts};
 use crate::decode::{DecodeOptions, LinkKind, decode};
+use crate::schedule::tighten_timer_slack;
 #[cfg(feature = "live")]
 use crate::schedule::wait_until;
 use crate::schedule::{LatenessHistogram, Pace, Timeline};
@@ -16,7 +17,8 @@ use crate::sink::capture::{PcapWriter, Precision};
 use crate::sink::interface::Dropped;
 use crate::source::adapt::{StartAt, TimeBounded};
 use crate::source::input::{InputError, expand, open_path};
-use crate::source::{CaptureReader, InputKind, MergedSource, OpenedInput, Selection, Source};
+use crate::source::threaded::ThreadedSource;
+use crate::source::{InputKind, MergedSource, OpenedInput, Selection, Source};
 use anyhow::Context;
 use clap::Args;
 use std::collections::BTreeMap;
@@ -28,16 +30,16 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Captures, folders to replay together (instead of --dump-json).
+    /// Captures, folders and tarballs to replay together (instead of --dump-json).
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// The catalog `gophercap map --dump-json` wrote: replay its captures.
     #[arg(long, value_name = "PATH")]
     pub dump_json: Option<PathBuf>,
-    /// Only files whose name ends with this (folder inputs).
+    /// Only files (and tar members) whose name ends with this.
     #[arg(long, value_name = "SUFFIX")]
     pub file_suffix: Option<String>,
-    /// Only files whose full path matches this regular expression (folder inputs).
+    /// Only files (and tar members) whose full path matches this regular expression.
     #[arg(long, value_name = "RE")]
     pub file_regexp: Option<String>,
     /// Send on this interface.
@@ -89,6 +91,12 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "S", default_value_t = 0.0)]
     pub stats_interval: f64,
 }
+
+/// How long before a deadline the sender stops sleeping and spins: a virtual machine's timer
+/// can wake a sleeper 100 µs or more late even with the slack tightened, so gaps under 2 ms
+/// are spun outright (as tcpreplay does) and only longer ones sleep.
+#[cfg(feature = "live")]
+const SPIN: Duration = Duration::from_millis(2);
 
 /// Parse a time bound: RFC 3339, or `YYYY-MM-DD HH:MM:SS[.frac]` taken as UTC.
 pub fn parse_time(text: &str) -> Result<i64, String> {
@@ -142,6 +150,8 @@ enum Output {
 /// Validated options.
 struct ReplayOptions {
     captures: Vec<PathBuf>,
+    /// Which members of tarballs named as inputs are replayed.
+    selection: Selection,
     /// From the catalog: the set's span, for scaling before anything is read.
     catalog_span: Option<(i64, i64)>,
     pace_mode: PaceMode,
@@ -175,6 +185,15 @@ fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
 
 impl ReplayOptions {
     fn from_args(args: &ReplayArgs) -> anyhow::Result<Self> {
+        let selection = Selection {
+            suffix: args.file_suffix.clone(),
+            regexp: match &args.file_regexp {
+                Some(re) => Some(
+                    regex::Regex::new(re).map_err(|e| UsageError(format!("--file-regexp: {e}")))?,
+                ),
+                None => None,
+            },
+        };
         let (captures, catalog_span) = match (&args.dump_json, args.inputs.is_empty()) {
             (Some(_), false) => {
                 return Err(
@@ -204,16 +223,6 @@ impl ReplayOptions {
                 (paths, span)
             }
             (None, false) => {
-                let selection = Selection {
-                    suffix: args.file_suffix.clone(),
-                    regexp: match &args.file_regexp {
-                        Some(re) => Some(
-                            regex::Regex::new(re)
-                                .map_err(|e| UsageError(format!("--file-regexp: {e}")))?,
-                        ),
-                        None => None,
-                    },
-                };
                 let inputs = expand(&args.inputs, &selection).map_err(|e| match e {
                     InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
                     InputError::Io { .. } => anyhow::Error::new(e),
@@ -230,13 +239,6 @@ impl ReplayOptions {
                 (paths, None)
             }
         };
-        if let Some(member) = captures.iter().find(|p| p.to_string_lossy().contains('!')) {
-            return Err(UsageError(format!(
-                "{}: replaying tar members is not supported yet; extract them with tar-extract",
-                member.display()
-            ))
-            .into());
-        }
         let pace_mode = if args.topspeed {
             PaceMode::Top
         } else if let Some(pps) = args.pps {
@@ -259,6 +261,7 @@ impl ReplayOptions {
         }
         Ok(ReplayOptions {
             captures,
+            selection,
             catalog_span,
             pace_mode,
             loops: (!args.loop_infinite).then_some(args.loop_count.max(1)),
@@ -324,33 +327,106 @@ impl Stats {
     }
 }
 
+/// Split `archive!member` at the first `!` whose left side is an existing file.
+fn split_member(path: &std::path::Path) -> Option<(PathBuf, String)> {
+    let text = path.to_string_lossy();
+    text.match_indices('!').find_map(|(i, _)| {
+        let archive = PathBuf::from(&text[..i]);
+        archive
+            .is_file()
+            .then(|| (archive, text[i + 1..].to_string()))
+    })
+}
+
+/// One member of a tarball, read on its own thread (each member of a compressed archive needs
+/// its own pass over it, and members are merged by time like any files).
+fn member_source(archive: PathBuf, member: String) -> ThreadedSource {
+    let name = format!("{}!{member}", archive.display());
+    ThreadedSource::spawn(name, move |sender| {
+        let OpenedInput::Archive(mut tar) = open_path(&archive)? else {
+            return Ok(());
+        };
+        let exact = Selection {
+            suffix: None,
+            regexp: Some(
+                regex::Regex::new(&format!("^{}$", regex::escape(&member)))
+                    .expect("an escaped literal is a valid expression"),
+            ),
+        };
+        let mut result = Ok(());
+        tar.for_each_member(&exact, |found| {
+            let mut reader = match found.capture {
+                Ok(reader) => reader,
+                Err(e) => {
+                    result = Err(e);
+                    return;
+                }
+            };
+            loop {
+                match reader.next_packet() {
+                    Ok(Some(packet)) => {
+                        if !sender.send(&packet) {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        result = Err(e);
+                        return;
+                    }
+                }
+            }
+        })?;
+        result
+    })
+}
+
+/// The capture members of a tarball, in archive order (one pass over it).
+fn archive_members(
+    archive: &std::path::Path,
+    selection: &Selection,
+) -> anyhow::Result<Vec<String>> {
+    let OpenedInput::Archive(mut tar) = open_path(archive)? else {
+        return Ok(Vec::new());
+    };
+    let mut members = Vec::new();
+    tar.for_each_member(selection, |member| {
+        if member.capture.is_ok() {
+            members.push(member.path);
+        }
+    })?;
+    Ok(members)
+}
+
 /// The merged, bounded, maybe shifted stream of one pass over the set.
 fn open_set(options: &ReplayOptions) -> anyhow::Result<MergedSource<Box<dyn Source>>> {
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    for path in &options.captures {
-        let reader: CaptureReader<'static> = match open_path(path) {
-            Ok(OpenedInput::Capture(r)) => r,
-            Ok(OpenedInput::Archive(_)) => {
-                return Err(UsageError(format!(
-                    "{}: replaying tarballs is not supported yet; extract them with tar-extract",
-                    path.display()
-                ))
-                .into());
-            }
-            Err(e) if e.kind.is_not_a_capture() => {
-                tracing::debug!(path = %path.display(), "not a capture; skipped");
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!("{e}; skipped");
-                continue;
-            }
-        };
-        let bounded = TimeBounded::new(reader, options.from_ns, options.to_ns);
+    let mut add = |source: Box<dyn Source>| {
+        let bounded = TimeBounded::new(source, options.from_ns, options.to_ns);
         if options.wait_disable {
             sources.push(Box::new(StartAt::new(bounded, 0)));
         } else {
             sources.push(Box::new(bounded));
+        }
+    };
+    for path in &options.captures {
+        if !path.is_file()
+            && let Some((archive, member)) = split_member(path)
+        {
+            add(Box::new(member_source(archive, member)));
+            continue;
+        }
+        match open_path(path) {
+            Ok(OpenedInput::Capture(reader)) => add(Box::new(reader)),
+            Ok(OpenedInput::Archive(_)) => {
+                for member in archive_members(path, &options.selection)? {
+                    add(Box::new(member_source(path.clone(), member)));
+                }
+            }
+            Err(e) if e.kind.is_not_a_capture() => {
+                tracing::debug!(path = %path.display(), "not a capture; skipped");
+            }
+            Err(e) => tracing::warn!("{e}; skipped"),
         }
     }
     Ok(MergedSource::new(sources))
@@ -430,6 +506,11 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let sleeping = !matches!(output, Output::Pcap { .. }) && pace != Pace::TopSpeed;
     let bar = progress(0, "packets", global.quiet);
     let started = Instant::now();
+    #[cfg(feature = "live")]
+    let mut clock_start: Option<Instant> = None;
+    if sleeping {
+        tighten_timer_slack();
+    }
     let mut next_stats = options.stats_interval.map(|i| started + i);
     let mut pass = 0u64;
     'passes: while options.loops.is_none_or(|n| pass < n) {
@@ -492,8 +573,10 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                         continue;
                     }
                     if sleeping {
-                        let deadline = started + Duration::from_nanos(deadline_ns);
-                        let late = wait_until(deadline, Duration::from_micros(50));
+                        // The clock starts at the first packet, after inputs are open.
+                        let start = *clock_start.get_or_insert_with(Instant::now);
+                        let deadline = start + Duration::from_nanos(deadline_ns);
+                        let late = wait_until(deadline, SPIN);
                         stats.lateness.record(late.as_nanos() as u64);
                         if let Err(failure) = sink.send(packet.data) {
                             *stats.failed.entry(failure.name()).or_default() += 1;

@@ -16,6 +16,7 @@ pub mod input;
 pub mod live;
 pub mod merge;
 pub mod tar;
+pub mod threaded;
 
 pub use capture::{CaptureFormat, CaptureReader, Compression};
 pub use error::{SourceError, SourceErrorKind};
