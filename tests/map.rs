@@ -106,6 +106,20 @@ fn truncated_gzip_keeps_what_was_inflated() {
 }
 
 #[test]
+fn multi_member_gzip_is_read_to_the_end() {
+    let dir = scratch("multi-member-gzip");
+    let whole = pcap_bytes(1, 65535, Precision::Micro, false, &http_records());
+    // Two gzip members, as `cat a.gz b.gz` or a rotating writer makes them.
+    let mut bytes = gzip(&whole[..200]);
+    bytes.extend(gzip(&whole[200..]));
+    let path = dir.join("two-members.pcap.gz");
+    write(&path, &bytes);
+    let (code, v) = map_one(path.to_str().unwrap());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["packets"], 8);
+}
+
+#[test]
 fn gzip_is_detected_by_magic_not_by_name() {
     let (code, v) = map_one(
         repo()

@@ -283,6 +283,28 @@ fn replays_the_catalog_that_map_dumped() {
 }
 
 #[test]
+fn packets_over_the_mtu_are_skipped_and_counted() {
+    let dir = scratch("replay-mtu");
+    let (_, _, want) = overlapping(&dir);
+    let out = dir.join("out.pcap");
+    // The HTTP request and response frames carry data; at an MTU of 60 they no longer fit.
+    let o = replay(&[
+        "--out-pcap",
+        out.to_str().unwrap(),
+        "--skip-mtu",
+        "60",
+        dir.join("in").to_str().unwrap(),
+    ]);
+    let big = want.iter().filter(|(_, d)| d.len() - 14 > 60).count();
+    assert_eq!(big, 4);
+    assert_eq!(read_all(&out).len(), want.len() - big);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("mtu {big}")),
+        "{o:?}"
+    );
+}
+
+#[test]
 fn tarball_members_are_merged_like_files() {
     let dir = scratch("replay-tar");
     let (pa, pb, want) = overlapping(&dir);
@@ -518,6 +540,49 @@ fn veth_replay(tag: &str, extra: &[&str]) {
             );
         }
     }
+}
+
+#[test]
+fn sigint_stops_at_once_and_still_prints_the_summary() {
+    let Some(pair) = VethPair::new("ri") else {
+        eprintln!("skipping: needs root, ip and tcpdump (CI has them)");
+        return;
+    };
+    let dir = scratch("replay-sigint");
+    overlapping(&dir);
+    let bin = env!("CARGO_BIN_EXE_gophercap");
+    // At a thousandth of the speed the 15 ms set would take 15 s.
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.a,
+            bin,
+            "replay",
+            "--time-modifier",
+            "0.001",
+            "--out-interface",
+        ])
+        .arg(format!("v{}", pair.a))
+        .arg(dir.join("in"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    sh(&format!("kill -INT {}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "SIGINT must stop the replay at once"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("replay (interrupted):"), "{stderr}");
+    assert!(
+        !stderr.contains(" 16 packets"),
+        "it stopped before the end: {stderr}"
+    );
 }
 
 #[test]

@@ -183,3 +183,22 @@ impl Source for LiveSource {
         &self.name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permission_error_says_what_to_grant() {
+        let text = explain_open_error("eth0", "socket: Operation not permitted");
+        assert!(
+            text.contains("root or the CAP_NET_RAW capability"),
+            "{text}"
+        );
+        let text = explain_open_error(
+            "eth0",
+            "You don't have permission to capture on that device",
+        );
+        assert!(text.contains("CAP_NET_RAW"), "{text}");
+    }
+}
