@@ -87,6 +87,21 @@ pub fn tighten_timer_slack() {
     }
 }
 
+/// Run the calling thread under the real-time FIFO policy when allowed (root or CAP_SYS_NICE),
+/// so ordinary tasks — a capture on the same machine, a shell — cannot preempt a send for
+/// milliseconds. The kernel still keeps 5% of each core for other tasks. Returns whether it
+/// took effect.
+pub fn real_time_priority() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sched_setscheduler reads `param` and changes only this thread's policy.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 /// Sleep until `deadline`, then spin the last stretch: a sleep alone oversleeps by tens of
 /// microseconds. Returns how late the wait ended (zero when it was already past).
 pub fn wait_until(deadline: Instant, spin: Duration) -> Duration {

@@ -8,10 +8,10 @@ use super::output::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{Catalog, format_ts};
 use crate::decode::{DecodeOptions, LinkKind, decode};
-use crate::schedule::tighten_timer_slack;
 #[cfg(feature = "live")]
 use crate::schedule::wait_until;
 use crate::schedule::{LatenessHistogram, Pace, Timeline};
+use crate::schedule::{real_time_priority, tighten_timer_slack};
 use crate::sink::capture::{PcapWriter, Precision};
 #[cfg(feature = "live")]
 use crate::sink::interface::Dropped;
@@ -510,6 +510,8 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let mut clock_start: Option<Instant> = None;
     if sleeping {
         tighten_timer_slack();
+        let real_time = real_time_priority();
+        tracing::debug!(real_time, "sender scheduling");
     }
     let mut next_stats = options.stats_interval.map(|i| started + i);
     let mut pass = 0u64;
