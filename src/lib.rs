@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod cmd;
 pub mod decode;
+pub mod flow;
 pub mod schedule;
 pub mod sink;
 pub mod source;

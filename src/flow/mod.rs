@@ -1,0 +1,9 @@
+//! Flows: the canonical bidirectional key and the table that keeps one entry per
+//! conversation, with idle expiry on packet time and eviction under a cap. TCP connection
+//! state and analysis, and the reassembler, build on this (see the flows issue).
+
+pub mod key;
+pub mod table;
+
+pub use key::{Endpoint, FlowKey, Side};
+pub use table::{DirectionStats, EndReason, Flow, FlowTable, TableConfig};
