@@ -4,6 +4,8 @@
 
 pub mod key;
 pub mod table;
+pub mod tcp;
 
 pub use key::{Endpoint, FlowKey, Side};
 pub use table::{DirectionStats, EndReason, Flow, FlowTable, TableConfig};
+pub use tcp::{Rtt, TcpDirection, TcpState, TcpTracker};
