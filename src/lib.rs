@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cmd;
 pub mod decode;
 pub mod flow;
+pub mod pipeline;
 pub mod reassembly;
 pub mod schedule;
 pub mod sink;

@@ -16,9 +16,8 @@ use crate::sink::capture::{PcapWriter, Precision};
 #[cfg(feature = "live")]
 use crate::sink::interface::Dropped;
 use crate::source::adapt::{StartAt, TimeBounded};
-use crate::source::input::{InputError, expand, open_path};
-use crate::source::threaded::ThreadedSource;
-use crate::source::{InputKind, MergedSource, OpenedInput, Selection, Source};
+use crate::source::input::{InputError, expand, open_sources};
+use crate::source::{InputKind, MergedSource, Selection, Source};
 use anyhow::Context;
 use clap::Args;
 use std::collections::BTreeMap;
@@ -327,108 +326,19 @@ impl Stats {
     }
 }
 
-/// Split `archive!member` at the first `!` whose left side is an existing file.
-fn split_member(path: &std::path::Path) -> Option<(PathBuf, String)> {
-    let text = path.to_string_lossy();
-    text.match_indices('!').find_map(|(i, _)| {
-        let archive = PathBuf::from(&text[..i]);
-        archive
-            .is_file()
-            .then(|| (archive, text[i + 1..].to_string()))
-    })
-}
-
-/// One member of a tarball, read on its own thread (each member of a compressed archive needs
-/// its own pass over it, and members are merged by time like any files).
-fn member_source(archive: PathBuf, member: String) -> ThreadedSource {
-    let name = format!("{}!{member}", archive.display());
-    ThreadedSource::spawn(name, move |sender| {
-        let OpenedInput::Archive(mut tar) = open_path(&archive)? else {
-            return Ok(());
-        };
-        let exact = Selection {
-            suffix: None,
-            regexp: Some(
-                regex::Regex::new(&format!("^{}$", regex::escape(&member)))
-                    .expect("an escaped literal is a valid expression"),
-            ),
-        };
-        let mut result = Ok(());
-        tar.for_each_member(&exact, |found| {
-            let mut reader = match found.capture {
-                Ok(reader) => reader,
-                Err(e) => {
-                    result = Err(e);
-                    return;
-                }
-            };
-            loop {
-                match reader.next_packet() {
-                    Ok(Some(packet)) => {
-                        if !sender.send(&packet) {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        result = Err(e);
-                        return;
-                    }
-                }
-            }
-        })?;
-        result
-    })
-}
-
-/// The capture members of a tarball, in archive order (one pass over it).
-fn archive_members(
-    archive: &std::path::Path,
-    selection: &Selection,
-) -> anyhow::Result<Vec<String>> {
-    let OpenedInput::Archive(mut tar) = open_path(archive)? else {
-        return Ok(Vec::new());
-    };
-    let mut members = Vec::new();
-    tar.for_each_member(selection, |member| {
-        if member.capture.is_ok() {
-            members.push(member.path);
-        }
-    })?;
-    Ok(members)
-}
-
 /// The merged, bounded, maybe shifted stream of one pass over the set.
 fn open_set(options: &ReplayOptions) -> anyhow::Result<MergedSource<Box<dyn Source>>> {
-    let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    let mut add = |source: Box<dyn Source>| {
-        let bounded = TimeBounded::new(source, options.from_ns, options.to_ns);
-        if options.wait_disable {
-            sources.push(Box::new(StartAt::new(bounded, 0)));
-        } else {
-            sources.push(Box::new(bounded));
-        }
-    };
-    for path in &options.captures {
-        if !path.is_file()
-            && let Some((archive, member)) = split_member(path)
-        {
-            add(Box::new(member_source(archive, member)));
-            continue;
-        }
-        match open_path(path) {
-            Ok(OpenedInput::Capture(reader)) => add(Box::new(reader)),
-            Ok(OpenedInput::Archive(_)) => {
-                for member in archive_members(path, &options.selection)? {
-                    add(Box::new(member_source(path.clone(), member)));
-                }
+    let sources = open_sources(&options.captures, &options.selection)?
+        .into_iter()
+        .map(|source| {
+            let bounded = TimeBounded::new(source, options.from_ns, options.to_ns);
+            if options.wait_disable {
+                Box::new(StartAt::new(bounded, 0)) as Box<dyn Source>
+            } else {
+                Box::new(bounded)
             }
-            Err(e) if e.kind.is_not_a_capture() => {
-                tracing::debug!(path = %path.display(), "not a capture; skipped");
-            }
-            Err(e) => tracing::warn!("{e}; skipped"),
-        }
-    }
+        })
+        .collect();
     Ok(MergedSource::new(sources))
 }
 

@@ -230,6 +230,12 @@ impl<T> FlowTable<T> {
         (flow, true)
     }
 
+    /// Look at a flow without touching its place in the recency list.
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow<T>> {
+        let slot = *self.index.get(key)?;
+        self.slots[slot as usize].flow.as_ref()
+    }
+
     /// Take a flow out (a consumer ending it, e.g. before a reused 5-tuple starts anew).
     pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<T>> {
         let slot = *self.index.get(key)?;

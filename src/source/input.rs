@@ -6,7 +6,8 @@
 use super::buffer::{DEFAULT_CAPACITY, ReadBuffer};
 use super::capture::{CaptureReader, Compression, SNIFF_LEN, Sniffed, sniff};
 use super::tar::TarArchive;
-use super::{SourceError, SourceErrorKind};
+use super::threaded::ThreadedSource;
+use super::{Source, SourceError, SourceErrorKind};
 use flate2::read::MultiGzDecoder;
 use regex::Regex;
 use std::collections::HashSet;
@@ -219,6 +220,108 @@ pub fn open_stream<'a>(
             ))
         }
     }
+}
+
+/// Split `archive!member` at the first `!` whose left side is an existing file.
+pub fn split_member(path: &std::path::Path) -> Option<(PathBuf, String)> {
+    let text = path.to_string_lossy();
+    text.match_indices('!').find_map(|(i, _)| {
+        let archive = PathBuf::from(&text[..i]);
+        archive
+            .is_file()
+            .then(|| (archive, text[i + 1..].to_string()))
+    })
+}
+
+/// One member of a tarball, read on its own thread (each member of a compressed archive needs
+/// its own pass over it, and members are merged by time like any files).
+pub fn member_source(archive: PathBuf, member: String) -> ThreadedSource {
+    let name = format!("{}!{member}", archive.display());
+    ThreadedSource::spawn(name, move |sender| {
+        let OpenedInput::Archive(mut tar) = open_path(&archive)? else {
+            return Ok(());
+        };
+        let exact = Selection {
+            suffix: None,
+            regexp: Some(
+                regex::Regex::new(&format!("^{}$", regex::escape(&member)))
+                    .expect("an escaped literal is a valid expression"),
+            ),
+        };
+        let mut result = Ok(());
+        tar.for_each_member(&exact, |found| {
+            let mut reader = match found.capture {
+                Ok(reader) => reader,
+                Err(e) => {
+                    result = Err(e);
+                    return;
+                }
+            };
+            loop {
+                match reader.next_packet() {
+                    Ok(Some(packet)) => {
+                        if !sender.send(&packet) {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        result = Err(e);
+                        return;
+                    }
+                }
+            }
+        })?;
+        result
+    })
+}
+
+/// The capture members of a tarball, in archive order (one pass over it).
+pub fn archive_members(
+    archive: &std::path::Path,
+    selection: &Selection,
+) -> Result<Vec<String>, SourceError> {
+    let OpenedInput::Archive(mut tar) = open_path(archive)? else {
+        return Ok(Vec::new());
+    };
+    let mut members = Vec::new();
+    tar.for_each_member(selection, |member| {
+        if member.capture.is_ok() {
+            members.push(member.path);
+        }
+    })?;
+    Ok(members)
+}
+
+/// Open every named capture, tarball (each selected member on its own thread) and
+/// `archive!member` as a source, for merging by time. Inputs that are not captures are passed
+/// over; unreadable ones are logged and passed over, so one bad file never stops the rest.
+pub fn open_sources(
+    paths: &[PathBuf],
+    selection: &Selection,
+) -> Result<Vec<Box<dyn Source>>, SourceError> {
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    for path in paths {
+        if !path.is_file()
+            && let Some((archive, member)) = split_member(path)
+        {
+            sources.push(Box::new(member_source(archive, member)));
+            continue;
+        }
+        match open_path(path) {
+            Ok(OpenedInput::Capture(reader)) => sources.push(Box::new(reader)),
+            Ok(OpenedInput::Archive(_)) => {
+                for member in archive_members(path, selection)? {
+                    sources.push(Box::new(member_source(path.clone(), member)));
+                }
+            }
+            Err(e) if e.kind.is_not_a_capture() => {
+                tracing::debug!(path = %path.display(), "not a capture; skipped");
+            }
+            Err(e) => tracing::warn!("{e}; skipped"),
+        }
+    }
+    Ok(sources)
 }
 
 #[cfg(test)]

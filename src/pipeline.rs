@@ -1,0 +1,146 @@
+//! The one pipeline: source → decode → flow table (with TCP tracking). `flows` consumes it
+//! directly; the reassembling consumers (http-trace, tap) will hang their streams off the same
+//! per-flow state. A 5-tuple reused by a new connection (a SYN after FIN or RST) starts a new
+//! flow, as tshark's `tcp.stream` does.
+
+use crate::decode::{DecodeOptions, Decoded, Transport, decode};
+use crate::flow::{EndReason, Flow, FlowKey, FlowTable, Side, TableConfig, TcpState, TcpTracker};
+use crate::source::{Packet, Source, SourceError};
+
+/// What the pipeline keeps per flow.
+#[derive(Debug, Default)]
+pub struct FlowState {
+    /// Present for TCP flows.
+    pub tcp: Option<TcpTracker>,
+}
+
+pub type TrackedFlow = Flow<FlowState>;
+
+/// What a pipeline consumer sees.
+pub trait FlowConsumer {
+    /// Every packet, after its flow (if it has one) was updated.
+    fn packet(
+        &mut self,
+        packet: &Packet<'_>,
+        decoded: &Decoded<'_>,
+        flow: Option<(&TrackedFlow, Side)>,
+    );
+    /// A flow left the table.
+    fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason);
+}
+
+/// Totals of one run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PipelineStats {
+    pub packets: u64,
+    /// Packets with no IP layer (ARP, LLDP, unknown link types).
+    pub without_flow: u64,
+    pub flows: u64,
+    pub evictions: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PipelineConfig {
+    pub table: TableConfig,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    pub decode: DecodeOptions,
+}
+
+/// How often (in packet time) idle flows are looked for.
+const EXPIRY_STEP_NS: i64 = 1_000_000_000;
+
+/// Run `source` through decode and the flow table into `consumer`. A source error ends the run
+/// after everything before it was handed over (and every flow ended).
+pub fn run<S: Source + ?Sized>(
+    source: &mut S,
+    config: &PipelineConfig,
+    consumer: &mut dyn FlowConsumer,
+) -> (PipelineStats, Option<SourceError>) {
+    let mut table: FlowTable<FlowState> = FlowTable::new(config.table);
+    let mut stats = PipelineStats::default();
+    let mut next_expiry = i64::MIN;
+    let mut error = None;
+    loop {
+        if config.count.is_some_and(|c| stats.packets >= c) {
+            break;
+        }
+        let packet = match source.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        stats.packets += 1;
+        if packet.ts_ns >= next_expiry {
+            table.expire(packet.ts_ns, |f, why| consumer.flow_ended(f, why));
+            next_expiry = packet.ts_ns.saturating_add(EXPIRY_STEP_NS);
+        }
+        let decoded = decode(packet.link_type.0, packet.data, &config.decode);
+        let Some((key, side)) = FlowKey::of(&decoded) else {
+            stats.without_flow += 1;
+            consumer.packet(&packet, &decoded, None);
+            continue;
+        };
+        if let Transport::Tcp(tcp) = &decoded.transport
+            && starts_a_new_connection(&table, &key, tcp.flags())
+            && let Some(old) = table.remove(&key)
+        {
+            consumer.flow_ended(old, EndReason::Replaced);
+        }
+        let (flow, created) = table.track(
+            key,
+            packet.ts_ns,
+            || FlowState {
+                tcp: (key.protocol == 6).then(TcpTracker::default),
+            },
+            |f, why| consumer.flow_ended(f, why),
+        );
+        stats.flows += u64::from(created);
+        let ip_len = decoded.ip_total_len().unwrap_or(packet.orig_len as usize);
+        flow.count(side, ip_len, decoded.payload.len());
+        if let (Transport::Tcp(tcp), Some(tracker)) = (&decoded.transport, &mut flow.data.tcp) {
+            tracker.packet(side, tcp, decoded.payload.len(), packet.ts_ns);
+            flow.client = tracker.client;
+        }
+        if flow.client.is_none() {
+            flow.client = Some(guess_client(&key));
+        }
+        consumer.packet(&packet, &decoded, Some((flow, side)));
+    }
+    stats.evictions = table.evictions();
+    table.drain(|f, why| consumer.flow_ended(f, why));
+    (stats, error)
+}
+
+/// A SYN (without ACK) on a flow whose connection is closing or over begins a new connection
+/// on the same 5-tuple.
+fn starts_a_new_connection(
+    table: &FlowTable<FlowState>,
+    key: &FlowKey,
+    flags: crate::decode::TcpFlags,
+) -> bool {
+    use crate::decode::TcpFlags;
+    if !(flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK)) {
+        return false;
+    }
+    table.get(key).is_some_and(|flow| {
+        flow.data.tcp.as_ref().is_some_and(|t| {
+            matches!(
+                t.state,
+                TcpState::Closed | TcpState::Reset | TcpState::FinWait
+            )
+        })
+    })
+}
+
+/// Without a SYN, the side with the lower port is taken as the server (the well-known one).
+fn guess_client(key: &FlowKey) -> Side {
+    if key.a.port < key.b.port {
+        Side::B
+    } else {
+        Side::A
+    }
+}
