@@ -123,7 +123,7 @@ fn starts_a_new_connection(
     flags: crate::decode::TcpFlags,
 ) -> bool {
     use crate::decode::TcpFlags;
-    if !(flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK)) {
+    if !flags.contains(TcpFlags::SYN) || flags.contains(TcpFlags::ACK) {
         return false;
     }
     table.get(key).is_some_and(|flow| {
