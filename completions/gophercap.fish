@@ -32,6 +32,7 @@ complete -c gophercap -n "__fish_gophercap_needs_command" -s q -l quiet -d 'Only
 complete -c gophercap -n "__fish_gophercap_needs_command" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_needs_command" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
@@ -54,6 +55,21 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s v -l verbose
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s f -l filter -d 'Only packets that match this BPF expression' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s c -l count -d 'Stop after this many packets' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l flow-timeout-s -d 'End flows idle this many seconds of packet time (0 keeps them to the end)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l max-flows -d 'Keep at most this many flows; the least recently seen is evicted' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-json -d 'Write the flow table as JSON at the end' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first) at the end' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l quiet -d 'No per-packet lines (they are printed by default on a terminal)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l dump-json -d 'The catalog `gophercap map --dump-json` wrote: replay its captures' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-suffix -d 'Only files (and tar members) whose name ends with this' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-regexp -d 'Only files (and tar members) whose full path matches this regular expression' -r
@@ -103,8 +119,9 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s 
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s V -l version -d 'Print version'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map replay tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

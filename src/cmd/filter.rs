@@ -2,7 +2,7 @@
 //! typo is a usage error), then applied per packet; without libpcap it is refused up front.
 
 use super::UsageError;
-use crate::source::Packet;
+use crate::source::{Packet, Source};
 
 #[cfg(feature = "live")]
 pub fn check_filter(expression: &str) -> Result<(), UsageError> {
@@ -36,4 +36,22 @@ pub fn packet_filter(
     _expression: Option<&str>,
 ) -> impl FnMut(&Packet<'_>) -> Result<bool, String> + use<> {
     |_| Ok(true)
+}
+
+/// `source` with the BPF filter in front of it, if one was given (checked at start).
+#[cfg(feature = "live")]
+pub fn filtered_source(source: Box<dyn Source>, expression: Option<&str>) -> Box<dyn Source> {
+    use crate::source::filter::{BpfFilter, FilteredSource};
+    match expression {
+        Some(e) => Box::new(FilteredSource::new(
+            source,
+            BpfFilter::new(e).expect("checked at start"),
+        )),
+        None => source,
+    }
+}
+
+#[cfg(not(feature = "live"))]
+pub fn filtered_source(source: Box<dyn Source>, _expression: Option<&str>) -> Box<dyn Source> {
+    source
 }

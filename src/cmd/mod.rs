@@ -4,6 +4,7 @@
 
 mod config;
 mod filter;
+pub mod flows;
 #[cfg(feature = "live")]
 pub mod list_interfaces;
 pub mod map;
@@ -78,6 +79,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Metadata of every capture in files, folders and tarballs, in parallel, as JSON.
     Map(map::MapArgs),
+    /// The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV.
+    Flows(flows::FlowsArgs),
     /// Replay many captures on one global timeline, onto an interface or into a file.
     Replay(replay::ReplayArgs),
     /// Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory.
@@ -152,6 +155,7 @@ pub fn main() -> i32 {
     init_logging(&cli.global);
     let result = match &cli.command {
         Command::Map(args) => map::run(args, &cli.global),
+        Command::Flows(args) => flows::run_flows(args, &cli.global),
         Command::Replay(args) => replay::run(args, &cli.global),
         Command::TarExtract(args) => tar_extract::run(args, &cli.global),
         #[cfg(feature = "live")]

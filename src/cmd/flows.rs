@@ -1,0 +1,435 @@
+//! `gophercap flows`: NetScope's flow table, offline first — every packet through the one
+//! pipeline (decode, flow table, TCP tracking), per-packet lines, and the table exported as
+//! JSON or CSV at the end or streamed as flows expire.
+
+use super::filter::{check_filter, filtered_source};
+use super::{GlobalArgs, LogFormat, Outcome, UsageError};
+use crate::catalog::format_ts;
+use crate::decode::{Decoded, TcpFlags, Transport};
+use crate::flow::{EndReason, Side, TableConfig};
+use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
+use crate::source::input::{InputError, expand, open_sources};
+use crate::source::{InputKind, MergedSource, Packet, Selection};
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    /// Captures, folders and tarballs, merged by time.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Only packets that match this BPF expression.
+    #[arg(short = 'f', long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// End flows idle this many seconds of packet time (0 keeps them to the end).
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    pub flow_timeout_s: f64,
+    /// Keep at most this many flows; the least recently seen is evicted.
+    #[arg(long, value_name = "N")]
+    pub max_flows: Option<usize>,
+    /// Write the flow table as JSON at the end.
+    #[arg(long, value_name = "PATH")]
+    pub export_json: Option<PathBuf>,
+    /// Write the flow table as CSV (NetScope's columns first) at the end.
+    #[arg(long, value_name = "PATH")]
+    pub export_csv: Option<PathBuf>,
+    /// Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end).
+    #[arg(long, value_name = "PATH")]
+    pub expired_flows_jsonl: Option<PathBuf>,
+    /// No per-packet lines (they are printed by default on a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Per-packet lines even when stdout is not a terminal.
+    #[arg(long, conflicts_with = "quiet")]
+    pub packets: bool,
+}
+
+/// One flow as exported: NetScope's columns, then per-direction detail.
+#[derive(Debug, Serialize)]
+pub struct FlowRecord {
+    pub protocol: String,
+    pub endpoint_a_ip: String,
+    pub endpoint_a_port: u16,
+    pub endpoint_b_ip: String,
+    pub endpoint_b_port: u16,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub duration_secs: f64,
+    pub packets_a_to_b: u64,
+    pub packets_b_to_a: u64,
+    pub bytes_a_to_b: u64,
+    pub bytes_b_to_a: u64,
+    pub packets_total: u64,
+    pub bytes_total: u64,
+    pub avg_bps: Option<f64>,
+    pub tcp_state: Option<String>,
+    pub client: Option<String>,
+    pub retransmissions: u64,
+    pub out_of_order: u64,
+    pub rtt_last_ms: Option<f64>,
+    pub rtt_min_ms: Option<f64>,
+    pub rtt_ewma_ms: Option<f64>,
+    pub rtt_samples: u64,
+    pub id: u64,
+    pub vlan: u16,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub payload_bytes_a_to_b: u64,
+    pub payload_bytes_b_to_a: u64,
+    pub retransmissions_a_to_b: u64,
+    pub retransmissions_b_to_a: u64,
+    pub out_of_order_a_to_b: u64,
+    pub out_of_order_b_to_a: u64,
+    pub duplicate_acks_a_to_b: u64,
+    pub duplicate_acks_b_to_a: u64,
+    pub zero_windows_a_to_b: u64,
+    pub zero_windows_b_to_a: u64,
+    pub history: Option<String>,
+    pub end_reason: Option<String>,
+}
+
+fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "ICMPv6".into(),
+        n => n.to_string(),
+    }
+}
+
+impl FlowRecord {
+    pub fn of(flow: &TrackedFlow, reason: Option<EndReason>) -> Self {
+        let [a, b] = flow.stats;
+        let duration_ns = (flow.last_ns - flow.first_ns).max(0);
+        let duration_secs = duration_ns as f64 / 1e9;
+        let bytes_total = a.ip_bytes + b.ip_bytes;
+        let tcp = flow.data.tcp.as_ref();
+        let dir = |side: Side| tcp.map(|t| &t.directions[side.index()]);
+        let count = |f: fn(&crate::flow::TcpDirection) -> u64, side| dir(side).map_or(0, f);
+        // The client's round trip: its SYN to the SYN-ACK, its data to the server's ACK.
+        let rtt = flow
+            .client
+            .and_then(dir)
+            .map(|d| d.rtt)
+            .filter(|r| r.samples > 0);
+        FlowRecord {
+            protocol: protocol_name(flow.key.protocol),
+            endpoint_a_ip: flow.key.a.ip.to_string(),
+            endpoint_a_port: flow.key.a.port,
+            endpoint_b_ip: flow.key.b.ip.to_string(),
+            endpoint_b_port: flow.key.b.port,
+            first_seen: format_ts(flow.first_ns),
+            last_seen: format_ts(flow.last_ns),
+            duration_secs,
+            packets_a_to_b: a.packets,
+            packets_b_to_a: b.packets,
+            bytes_a_to_b: a.ip_bytes,
+            bytes_b_to_a: b.ip_bytes,
+            packets_total: a.packets + b.packets,
+            bytes_total,
+            avg_bps: (duration_secs > 0.0).then(|| bytes_total as f64 * 8.0 / duration_secs),
+            tcp_state: tcp.map(|t| t.state.name().to_string()),
+            client: flow.client.map(|c| match c {
+                Side::A => "a".to_string(),
+                Side::B => "b".to_string(),
+            }),
+            retransmissions: count(|d| d.retransmissions, Side::A)
+                + count(|d| d.retransmissions, Side::B),
+            out_of_order: count(|d| d.out_of_order, Side::A) + count(|d| d.out_of_order, Side::B),
+            rtt_last_ms: rtt.map(|r| r.last_ns as f64 / 1e6),
+            rtt_min_ms: rtt.map(|r| r.min_ns as f64 / 1e6),
+            rtt_ewma_ms: rtt.map(|r| r.ewma_ns / 1e6),
+            rtt_samples: rtt.map_or(0, |r| r.samples),
+            id: flow.id,
+            vlan: flow.key.vlan,
+            first_seen_ns: flow.first_ns,
+            last_seen_ns: flow.last_ns,
+            payload_bytes_a_to_b: a.payload_bytes,
+            payload_bytes_b_to_a: b.payload_bytes,
+            retransmissions_a_to_b: count(|d| d.retransmissions, Side::A),
+            retransmissions_b_to_a: count(|d| d.retransmissions, Side::B),
+            out_of_order_a_to_b: count(|d| d.out_of_order, Side::A),
+            out_of_order_b_to_a: count(|d| d.out_of_order, Side::B),
+            duplicate_acks_a_to_b: count(|d| d.duplicate_acks, Side::A),
+            duplicate_acks_b_to_a: count(|d| d.duplicate_acks, Side::B),
+            zero_windows_a_to_b: count(|d| d.zero_windows, Side::A),
+            zero_windows_b_to_a: count(|d| d.zero_windows, Side::B),
+            history: tcp.map(|t| t.history().to_string()),
+            end_reason: reason.map(|r| format!("{r:?}").to_lowercase()),
+        }
+    }
+}
+
+/// The flows subcommand's consumer: per-packet lines, streamed expiries, the final table.
+struct FlowsOutput {
+    lines: Option<BufWriter<std::io::StdoutLock<'static>>>,
+    expired: Option<BufWriter<std::fs::File>>,
+    ended: Vec<FlowRecord>,
+    keep_table: bool,
+    write_error: Option<std::io::Error>,
+}
+
+impl FlowsOutput {
+    fn line(
+        packet: &Packet<'_>,
+        decoded: &Decoded<'_>,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let ts = format_ts(packet.ts_ns);
+        let (Some(src), Some(dst)) = (decoded.ip_src(), decoded.ip_dst()) else {
+            return writeln!(out, "{ts} {} len {}", packet.link_type, packet.orig_len);
+        };
+        let proto = protocol_name(decoded.ip_protocol().unwrap_or(0));
+        match &decoded.transport {
+            Transport::Tcp(tcp) => {
+                let f = tcp.flags();
+                let mut flags = String::new();
+                for (flag, c) in [
+                    (TcpFlags::SYN, 'S'),
+                    (TcpFlags::FIN, 'F'),
+                    (TcpFlags::RST, 'R'),
+                    (TcpFlags::PSH, 'P'),
+                    (TcpFlags::ACK, '.'),
+                ] {
+                    if f.contains(flag) {
+                        flags.push(c);
+                    }
+                }
+                writeln!(
+                    out,
+                    "{ts} {proto} {src}:{} -> {dst}:{} [{flags}] seq {} ack {} len {}",
+                    tcp.src_port(),
+                    tcp.dst_port(),
+                    tcp.seq(),
+                    tcp.ack(),
+                    decoded.payload.len()
+                )
+            }
+            Transport::Udp(udp) => writeln!(
+                out,
+                "{ts} {proto} {src}:{} -> {dst}:{} len {}",
+                udp.src_port(),
+                udp.dst_port(),
+                decoded.payload.len()
+            ),
+            _ => writeln!(out, "{ts} {proto} {src} -> {dst} len {}", packet.orig_len),
+        }
+    }
+}
+
+impl FlowConsumer for FlowsOutput {
+    fn packet(
+        &mut self,
+        packet: &Packet<'_>,
+        decoded: &Decoded<'_>,
+        _flow: Option<(&TrackedFlow, Side)>,
+    ) {
+        if let Some(out) = &mut self.lines
+            && self.write_error.is_none()
+            && let Err(e) = Self::line(packet, decoded, out)
+        {
+            self.write_error = Some(e);
+        }
+    }
+
+    fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
+        let record = FlowRecord::of(&flow, Some(reason));
+        if let Some(out) = &mut self.expired
+            && self.write_error.is_none()
+        {
+            let written = serde_json::to_writer(&mut *out, &record)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
+                self.write_error = Some(e);
+            }
+        }
+        if self.keep_table {
+            self.ended.push(record);
+        }
+    }
+}
+
+const CSV_COLUMNS: [&str; 23] = [
+    "protocol",
+    "endpoint_a_ip",
+    "endpoint_a_port",
+    "endpoint_b_ip",
+    "endpoint_b_port",
+    "first_seen",
+    "last_seen",
+    "duration_secs",
+    "packets_a_to_b",
+    "packets_b_to_a",
+    "bytes_a_to_b",
+    "bytes_b_to_a",
+    "packets_total",
+    "bytes_total",
+    "avg_bps",
+    "tcp_state",
+    "client",
+    "retransmissions",
+    "out_of_order",
+    "rtt_last_ms",
+    "rtt_min_ms",
+    "rtt_ewma_ms",
+    "rtt_samples",
+];
+
+fn write_csv(records: &[FlowRecord], out: impl Write) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_COLUMNS.iter().chain(&[
+        "payload_bytes_a_to_b",
+        "payload_bytes_b_to_a",
+        "retransmissions_a_to_b",
+        "retransmissions_b_to_a",
+        "out_of_order_a_to_b",
+        "out_of_order_b_to_a",
+        "duplicate_acks_a_to_b",
+        "duplicate_acks_b_to_a",
+        "zero_windows_a_to_b",
+        "zero_windows_b_to_a",
+        "history",
+        "vlan",
+        "id",
+    ]))?;
+    let o = |v: Option<String>| v.unwrap_or_default();
+    let f = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for r in records {
+        w.write_record([
+            r.protocol.clone(),
+            r.endpoint_a_ip.clone(),
+            r.endpoint_a_port.to_string(),
+            r.endpoint_b_ip.clone(),
+            r.endpoint_b_port.to_string(),
+            r.first_seen.clone(),
+            r.last_seen.clone(),
+            r.duration_secs.to_string(),
+            r.packets_a_to_b.to_string(),
+            r.packets_b_to_a.to_string(),
+            r.bytes_a_to_b.to_string(),
+            r.bytes_b_to_a.to_string(),
+            r.packets_total.to_string(),
+            r.bytes_total.to_string(),
+            f(r.avg_bps),
+            o(r.tcp_state.clone()),
+            o(r.client.clone()),
+            r.retransmissions.to_string(),
+            r.out_of_order.to_string(),
+            f(r.rtt_last_ms),
+            f(r.rtt_min_ms),
+            f(r.rtt_ewma_ms),
+            r.rtt_samples.to_string(),
+            r.payload_bytes_a_to_b.to_string(),
+            r.payload_bytes_b_to_a.to_string(),
+            r.retransmissions_a_to_b.to_string(),
+            r.retransmissions_b_to_a.to_string(),
+            r.out_of_order_a_to_b.to_string(),
+            r.out_of_order_b_to_a.to_string(),
+            r.duplicate_acks_a_to_b.to_string(),
+            r.duplicate_acks_b_to_a.to_string(),
+            r.zero_windows_a_to_b.to_string(),
+            r.zero_windows_b_to_a.to_string(),
+            o(r.history.clone()),
+            r.vlan.to_string(),
+            r.id.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
+    if let Some(expression) = &args.filter {
+        check_filter(expression)?;
+    }
+    if !(args.flow_timeout_s.is_finite() && args.flow_timeout_s >= 0.0) {
+        return Err(UsageError("--flow-timeout-s must be 0 or more".into()).into());
+    }
+    let inputs = expand(&args.inputs, &Selection::default()).map_err(|e| match e {
+        InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
+        InputError::Io { .. } => anyhow::Error::new(e),
+    })?;
+    let paths: Vec<PathBuf> = inputs
+        .into_iter()
+        .filter_map(|i| match i {
+            InputKind::File { path, .. } => Some(path),
+            InputKind::Stdin => None,
+        })
+        .collect();
+    let sources = open_sources(&paths, &Selection::default())?;
+    let mut source = filtered_source(Box::new(MergedSource::new(sources)), args.filter.as_deref());
+    let show_lines = !args.quiet && (args.packets || std::io::stdout().is_terminal());
+    let expired = match &args.expired_flows_jsonl {
+        Some(path) => Some(BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut output = FlowsOutput {
+        lines: show_lines.then(|| BufWriter::new(std::io::stdout().lock())),
+        expired,
+        ended: Vec::new(),
+        keep_table: args.export_json.is_some() || args.export_csv.is_some(),
+        write_error: None,
+    };
+    let config = PipelineConfig {
+        table: TableConfig {
+            idle_timeout_ns: (args.flow_timeout_s > 0.0)
+                .then_some((args.flow_timeout_s * 1e9) as u64),
+            max_flows: args.max_flows,
+        },
+        count: args.count,
+        decode: Default::default(),
+    };
+    let (stats, error) = run(source.as_mut(), &config, &mut output);
+    if let Some(e) = output.write_error.take() {
+        return Err(anyhow::Error::new(e).context("cannot write output"));
+    }
+    if let Some(out) = &mut output.lines {
+        out.flush()?;
+    }
+    if let Some(out) = &mut output.expired {
+        out.flush().context("cannot write the expired flows")?;
+    }
+    output.ended.sort_by_key(|r| r.id);
+    if let Some(path) = &args.export_json {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut w = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, &output.ended)?;
+        w.write_all(b"\n")?;
+        w.flush()?;
+    }
+    if let Some(path) = &args.export_csv {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_csv(&output.ended, BufWriter::new(file))?;
+    }
+    if let Some(e) = &error {
+        tracing::error!("{e}; the flows before it are kept");
+    }
+    if !global.quiet && global.log_format == LogFormat::Text {
+        eprintln!(
+            "flows: {} packets, {} flows ({} evicted), {} packets without a flow",
+            stats.packets, stats.flows, stats.evictions, stats.without_flow
+        );
+    }
+    tracing::info!(
+        packets = stats.packets,
+        flows = stats.flows,
+        evictions = stats.evictions,
+        "flows finished"
+    );
+    Ok(Outcome {
+        damaged_inputs: error.is_some(),
+    })
+}
