@@ -81,7 +81,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__flows)
-            opts="-f -c -v -h -V --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --quiet --packets --verbose --log-format --config --help --version"
+            opts="-f -c -v -h -V --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --alerts-jsonl --quiet --packets --verbose --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,6 +120,10 @@ _gophercap() {
                     return 0
                     ;;
                 --expired-flows-jsonl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alerts-jsonl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

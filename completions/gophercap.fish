@@ -62,9 +62,11 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l max-flows 
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-json -d 'Write the flow table as JSON at the end' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first) at the end' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l alerts-jsonl -d 'Also write each alert as a JSON line here (implies --anomalies)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l anomalies -d 'Detect SYN floods and port scans (NetScope\'s rules and defaults) and print alerts'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l quiet -d 'No per-packet lines (they are printed by default on a terminal)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'

@@ -2,6 +2,7 @@
 //! flow table → reassembly → consumer → sink — and every subcommand is a thin wiring of these
 //! modules (see `cmd`).
 
+pub mod analysis;
 pub mod catalog;
 pub mod cmd;
 pub mod decode;

@@ -217,3 +217,107 @@ fn a_reused_tuple_starts_a_new_flow() {
     );
     assert!(records.iter().all(|r| r["packets_total"] == 8));
 }
+
+fn alerts_of(name: &str, frames: Vec<Vec<u8>>, step_ns: i64) -> Vec<serde_json::Value> {
+    let dir = scratch(name);
+    let capture = dir.join("in.pcap");
+    let records = timed(frames, T0, step_ns);
+    write(
+        &capture,
+        &pcap_bytes(
+            1,
+            65535,
+            gophercap::sink::capture::Precision::Micro,
+            false,
+            &records,
+        ),
+    );
+    let alerts = dir.join("alerts.jsonl");
+    let out = run(&[
+        "flows",
+        "--quiet",
+        "--alerts-jsonl",
+        alerts.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn syn(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+    ethernet(
+        &[],
+        ETHERTYPE_IPV4,
+        &ipv4(
+            src,
+            dst,
+            6,
+            &tcp(&src, &dst, (sport, dport), 7, 0, SYN, b""),
+        ),
+    )
+}
+
+#[test]
+fn a_syn_flood_raises_one_alert_per_cooldown() {
+    // 400 SYNs from 100 sources to one service within 0.4 s.
+    let frames = (0..400u32)
+        .map(|i| syn([10, 99, 1, (i % 100) as u8], 20_000 + i as u16, SERVER, 443))
+        .collect();
+    let alerts = alerts_of("alerts-flood", frames, 1_000_000);
+    let floods: Vec<_> = alerts.iter().filter(|a| a["kind"] == "syn_flood").collect();
+    assert_eq!(floods.len(), 1, "{alerts:?}");
+    let a = floods[0];
+    assert_eq!(a["target"], "10.99.0.2:443");
+    assert_eq!(
+        a["syns"], 200,
+        "at the 200th SYN (NetScope's default threshold)"
+    );
+    assert_eq!(a["sources"], 100);
+    assert_eq!(a["window_secs"], 5.0);
+    assert!(
+        a["ts"]
+            .as_str()
+            .unwrap()
+            .starts_with("2024-01-01T00:00:00.199")
+    );
+}
+
+#[test]
+fn a_port_scan_raises_an_alert() {
+    let frames = (0..40u16)
+        .map(|p| syn(CLIENT, 40_000, SERVER, 1 + p))
+        .collect();
+    let alerts = alerts_of("alerts-scan", frames, 10_000_000);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "port_scan");
+    assert_eq!(alerts[0]["source"], "10.99.0.1");
+    assert_eq!(alerts[0]["ports"], 25);
+}
+
+#[test]
+fn normal_traffic_raises_nothing() {
+    let dir = scratch("alerts-none");
+    let alerts = dir.join("alerts.jsonl");
+    let mut args = vec![
+        "flows",
+        "--quiet",
+        "--alerts-jsonl",
+        alerts.to_str().unwrap(),
+    ];
+    let real = repo().join("testdata/real");
+    args.push(real.to_str().unwrap());
+    let corpus = corpus().expect("../shared/corpus beside the repository");
+    let http = corpus.join("zeek/traces/http");
+    args.push(http.to_str().unwrap());
+    let out = run(&args);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&alerts).unwrap(),
+        "",
+        "no alert on ordinary HTTP"
+    );
+}

@@ -4,6 +4,7 @@
 
 use super::filter::{check_filter, filtered_source};
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
+use crate::analysis::{Alert, AnomalyDetector, PortScanConfig, SynFloodConfig};
 use crate::catalog::format_ts;
 use crate::decode::{Decoded, TcpFlags, Transport};
 use crate::flow::{EndReason, Side, TableConfig};
@@ -42,6 +43,12 @@ pub struct FlowsArgs {
     /// Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end).
     #[arg(long, value_name = "PATH")]
     pub expired_flows_jsonl: Option<PathBuf>,
+    /// Detect SYN floods and port scans (NetScope's rules and defaults) and print alerts.
+    #[arg(long)]
+    pub anomalies: bool,
+    /// Also write each alert as a JSON line here (implies --anomalies).
+    #[arg(long, value_name = "PATH")]
+    pub alerts_jsonl: Option<PathBuf>,
     /// No per-packet lines (they are printed by default on a terminal).
     #[arg(long)]
     pub quiet: bool,
@@ -170,6 +177,11 @@ impl FlowRecord {
 /// The flows subcommand's consumer: per-packet lines, streamed expiries, the final table.
 struct FlowsOutput {
     lines: Option<BufWriter<std::io::StdoutLock<'static>>>,
+    detector: Option<AnomalyDetector>,
+    alerts: Vec<Alert>,
+    alerts_out: Option<BufWriter<std::fs::File>>,
+    print_alerts: bool,
+    alert_count: u64,
     expired: Option<BufWriter<std::fs::File>>,
     ended: Vec<FlowRecord>,
     keep_table: bool,
@@ -236,6 +248,27 @@ impl FlowConsumer for FlowsOutput {
             && let Err(e) = Self::line(packet, decoded, out)
         {
             self.write_error = Some(e);
+        }
+        if let Some(detector) = &mut self.detector {
+            detector.observe(packet.ts_ns, decoded, &mut self.alerts);
+            for alert in self.alerts.drain(..) {
+                self.alert_count += 1;
+                let mut written = Ok(());
+                if self.print_alerts {
+                    let mut stdout = std::io::stdout().lock();
+                    written = writeln!(stdout, "[alert] {}", alert.description);
+                }
+                if let Some(out) = &mut self.alerts_out
+                    && written.is_ok()
+                {
+                    written = serde_json::to_writer(&mut *out, &alert)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| out.write_all(b"\n"));
+                }
+                if let Err(e) = written {
+                    self.write_error.get_or_insert(e);
+                }
+            }
         }
     }
 
@@ -374,8 +407,22 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         )),
         None => None,
     };
+    let alerts_out = match &args.alerts_jsonl {
+        Some(path) => Some(BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let anomalies = args.anomalies || args.alerts_jsonl.is_some();
     let mut output = FlowsOutput {
         lines: show_lines.then(|| BufWriter::new(std::io::stdout().lock())),
+        detector: anomalies
+            .then(|| AnomalyDetector::new(SynFloodConfig::default(), PortScanConfig::default())),
+        alerts: Vec::new(),
+        alerts_out,
+        print_alerts: anomalies && !args.quiet && !show_lines,
+        alert_count: 0,
         expired,
         ended: Vec::new(),
         keep_table: args.export_json.is_some() || args.export_csv.is_some(),
@@ -400,6 +447,9 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     if let Some(out) = &mut output.expired {
         out.flush().context("cannot write the expired flows")?;
     }
+    if let Some(out) = &mut output.alerts_out {
+        out.flush().context("cannot write the alerts")?;
+    }
     output.ended.sort_by_key(|r| r.id);
     if let Some(path) = &args.export_json {
         let file = std::fs::File::create(path)
@@ -419,8 +469,8 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     }
     if !global.quiet && global.log_format == LogFormat::Text {
         eprintln!(
-            "flows: {} packets, {} flows ({} evicted), {} packets without a flow",
-            stats.packets, stats.flows, stats.evictions, stats.without_flow
+            "flows: {} packets, {} flows ({} evicted), {} packets without a flow, {} alerts",
+            stats.packets, stats.flows, stats.evictions, stats.without_flow, output.alert_count
         );
     }
     tracing::info!(
