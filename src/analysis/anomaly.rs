@@ -245,10 +245,10 @@ impl AnomalyDetector {
     fn sweep(&mut self, now: i64) {
         let (sw, sc) = (ns(self.syn.window_secs), ns(self.syn.cooldown_secs));
         self.floods
-            .retain(|_, w| !(w.idle(now, sw) && !w.cooling(now, sc)));
+            .retain(|_, w| !w.idle(now, sw) || w.cooling(now, sc));
         let (pw, pc) = (ns(self.scan.window_secs), ns(self.scan.cooldown_secs));
         self.scan_ports
-            .retain(|_, w| !(w.idle(now, pw) && !w.cooling(now, pc)));
+            .retain(|_, w| !w.idle(now, pw) || w.cooling(now, pc));
         self.scan_hosts.retain(|_, w| !w.idle(now, pw));
     }
 
