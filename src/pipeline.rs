@@ -102,7 +102,7 @@ pub fn run<S: Source + ?Sized>(
         let ip_len = decoded.ip_total_len().unwrap_or(packet.orig_len as usize);
         flow.count(side, ip_len, decoded.payload.len());
         if let (Transport::Tcp(tcp), Some(tracker)) = (&decoded.transport, &mut flow.data.tcp) {
-            tracker.packet(side, tcp, decoded.payload.len(), packet.ts_ns);
+            tracker.packet(side, tcp, decoded.wire_payload_len(), packet.ts_ns);
             flow.client = tracker.client;
         }
         if flow.client.is_none() {

@@ -321,3 +321,74 @@ fn normal_traffic_raises_nothing() {
         "no alert on ordinary HTTP"
     );
 }
+
+/// Retransmissions and out-of-order segments against tshark's `tcp.analysis.retransmission`
+/// and `tcp.analysis.out_of_order` counts (FEATURES.tsv beside the corpus). Stated tolerance:
+/// totals within 5% (retransmissions) and 30% (out-of-order, a timing call), and at least 90%
+/// of the files agreeing exactly on both. The comparison is printed.
+#[test]
+fn tcp_analysis_agrees_with_tshark() {
+    let corpus = corpus().expect("../shared/corpus beside the repository");
+    let features = std::fs::read_to_string(corpus.join("FEATURES.tsv")).unwrap();
+    let dir = scratch("flows-analysis");
+    let (mut theirs, mut ours) = ((0u64, 0u64), (0u64, 0u64));
+    let (mut files, mut agreeing) = (0, 0);
+    let mut report = Vec::new();
+    for line in features.lines().skip(2) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(Ok(retx)), Some(Ok(ooo))) = (
+            f.get(11).map(|v| v.parse::<u64>()),
+            f.get(12).map(|v| v.parse::<u64>()),
+        ) else {
+            continue;
+        };
+        let export = dir.join("f.json");
+        let out = run(&[
+            "-q",
+            "flows",
+            "--flow-timeout-s",
+            "0",
+            "--export-json",
+            export.to_str().unwrap(),
+            corpus.join(f[0]).to_str().unwrap(),
+        ]);
+        if !matches!(out.status.code(), Some(0 | 1)) {
+            continue;
+        }
+        let records: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+        let sum = |field: &str| {
+            records
+                .iter()
+                .map(|r| r[field].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        let (r, o) = (sum("retransmissions"), sum("out_of_order"));
+        theirs = (theirs.0 + retx, theirs.1 + ooo);
+        ours = (ours.0 + r, ours.1 + o);
+        files += 1;
+        if (r, o) == (retx, ooo) {
+            agreeing += 1;
+        } else {
+            report.push(format!(
+                "  {}: retransmissions {r} (tshark {retx}), out-of-order {o} (tshark {ooo})",
+                f[0]
+            ));
+        }
+    }
+    println!(
+        "retransmissions {} (tshark {}), out-of-order {} (tshark {}); {agreeing} of {files} files agree exactly",
+        ours.0, theirs.0, ours.1, theirs.1
+    );
+    println!("{}", report.join("\n"));
+    assert!(files >= 150, "only {files} files compared");
+    assert!(
+        ours.0.abs_diff(theirs.0) * 100 <= theirs.0 * 5,
+        "retransmissions {ours:?} vs {theirs:?}"
+    );
+    assert!(
+        ours.1.abs_diff(theirs.1) * 100 <= theirs.1 * 30,
+        "out-of-order {ours:?} vs {theirs:?}"
+    );
+    assert!(agreeing * 100 >= files * 90, "{agreeing} of {files}");
+}

@@ -167,6 +167,31 @@ impl Decoded<'_> {
         }
     }
 
+    /// The transport payload's length on the wire as the IP and TCP/UDP headers declare it:
+    /// more than `payload.len()` when the snapshot length cut the packet, so a cut segment
+    /// still covers its whole sequence range. The captured length when the packet was not cut
+    /// (the headers may understate it: segmentation offload leaves IP lengths unfilled).
+    pub fn wire_payload_len(&self) -> usize {
+        if !self.truncated {
+            return self.payload.len();
+        }
+        let ip_header = match self.network {
+            Network::Ipv4(ip) => ip.header_len(),
+            Network::Ipv6(ip) => ipv6::HEADER_LEN + ip.extensions().header_len,
+            Network::None | Network::Other(_) => return self.payload.len(),
+        };
+        let transport_header = match self.transport {
+            Transport::Tcp(tcp) => tcp.header_len(),
+            Transport::Udp(_) => 8,
+            _ => return self.payload.len(),
+        };
+        self.ip_total_len().map_or(self.payload.len(), |total| {
+            total
+                .saturating_sub(ip_header + transport_header)
+                .max(self.payload.len())
+        })
+    }
+
     /// The VLAN ids kept, outermost first (at most two; see [`VlanTags::count`] for all).
     #[inline]
     pub fn vlan_ids(&self) -> &[u16] {

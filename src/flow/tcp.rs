@@ -97,6 +97,9 @@ pub struct TcpTracker {
     /// case from the client (or side A before a client is known), each once per side.
     history: String,
     syn_at_ns: Option<i64>,
+    /// SYN to the client's handshake ACK.
+    handshake_rtt_ns: Option<i64>,
+    first_syn_ns: Option<i64>,
     fins: [bool; 2],
 }
 
@@ -117,15 +120,10 @@ impl TcpTracker {
         }
     }
 
-    /// The current RTT estimate for `side`'s data, or 3 ms before any sample (tshark's rule of
-    /// thumb for telling reordering from loss).
-    fn reorder_window_ns(&self, side: Side) -> i64 {
-        let rtt = &self.directions[side.index()].rtt;
-        if rtt.samples == 0 {
-            3_000_000
-        } else {
-            rtt.ewma_ns as i64
-        }
+    /// How soon after the highest segment a lower one counts as reordering: the handshake's
+    /// round trip (SYN to the client's ACK), or 3 ms without one — tshark's threshold.
+    fn reorder_window_ns(&self) -> i64 {
+        self.handshake_rtt_ns.unwrap_or(3_000_000)
     }
 
     /// One segment from `side` at `ts_ns` with `payload_len` bytes of data.
@@ -140,6 +138,15 @@ impl TcpTracker {
         if syn && !ack && self.client.is_none() {
             self.client = Some(side);
             self.syn_at_ns = Some(ts_ns);
+            self.first_syn_ns = Some(ts_ns);
+        }
+        if !syn
+            && ack
+            && self.state == TcpState::SynAck
+            && Some(side) == self.client
+            && self.handshake_rtt_ns.is_none()
+        {
+            self.handshake_rtt_ns = self.first_syn_ns.map(|at| (ts_ns - at).max(0));
         }
         self.update_state(side, syn, ack, fin, rst, payload_len);
         if syn {
@@ -164,16 +171,21 @@ impl TcpTracker {
         } else if ack && !syn && !fin && !rst {
             self.note(side, 'a');
         }
-        let window = self.reorder_window_ns(side);
+        let window = self.reorder_window_ns();
         let d = &mut self.directions[side.index()];
         let mut resent = false;
         if len > 0 {
             let end = seq.wrapping_add(len);
             match d.highest_end {
                 Some(highest) if seq_after(highest, seq) => {
+                    // A keep-alive (one byte or none just below the highest) is neither.
+                    let keep_alive =
+                        payload_len <= 1 && !syn && !fin && seq == highest.wrapping_sub(1);
                     // Bytes below what was already sent: reordering when they come within a
-                    // round trip of the highest, else a resend after loss.
-                    if ts_ns - d.highest_at_ns < window && !syn {
+                    // round trip of the highest and do not simply repeat the latest segment,
+                    // else a resend after loss (tshark's rule).
+                    if keep_alive {
+                    } else if ts_ns - d.highest_at_ns < window && end != highest {
                         d.out_of_order += 1;
                     } else {
                         d.retransmissions += 1;
