@@ -5,6 +5,7 @@
 
 use crate::decode::{DecodeOptions, Decoded, Transport, decode};
 use crate::flow::{EndReason, Flow, FlowKey, FlowTable, Side, TableConfig, TcpState, TcpTracker};
+use crate::reassembly::{CloseReason, Connection, ConnectionInfo, StreamConfig, StreamHandler};
 use crate::source::{Packet, Source, SourceError};
 
 /// What the pipeline keeps per flow.
@@ -12,6 +13,8 @@ use crate::source::{Packet, Source, SourceError};
 pub struct FlowState {
     /// Present for TCP flows.
     pub tcp: Option<TcpTracker>,
+    /// Both reassembled directions, for TCP flows when the consumer reads streams.
+    pub connection: Option<Connection>,
 }
 
 pub type TrackedFlow = Flow<FlowState>;
@@ -25,8 +28,34 @@ pub trait FlowConsumer {
         decoded: &Decoded<'_>,
         flow: Option<(&TrackedFlow, Side)>,
     );
-    /// A flow left the table.
+    /// A flow left the table (its streams, if reassembled, were closed first).
     fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason);
+    /// The handler of reassembled TCP streams, for consumers that read them.
+    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler> {
+        None
+    }
+}
+
+fn info(flow: &TrackedFlow) -> ConnectionInfo {
+    ConnectionInfo {
+        id: flow.id,
+        key: flow.key,
+        client: flow.client,
+    }
+}
+
+/// Close a leaving flow's streams, then hand it to the consumer.
+fn end_flow(consumer: &mut dyn FlowConsumer, mut flow: TrackedFlow, reason: EndReason) {
+    if let Some(mut connection) = flow.data.connection.take()
+        && let Some(handler) = consumer.stream_handler()
+    {
+        let why = match reason {
+            EndReason::End => CloseReason::End,
+            EndReason::Idle | EndReason::Evicted | EndReason::Replaced => CloseReason::Expired,
+        };
+        connection.close(&info(&flow), why, handler);
+    }
+    consumer.flow_ended(flow, reason);
 }
 
 /// Totals of one run.
@@ -45,6 +74,8 @@ pub struct PipelineConfig {
     /// Stop after this many packets.
     pub count: Option<u64>,
     pub decode: DecodeOptions,
+    /// Reassemble TCP into the consumer's stream handler with these limits.
+    pub reassembly: Option<StreamConfig>,
 }
 
 /// How often (in packet time) idle flows are looked for.
@@ -75,7 +106,7 @@ pub fn run<S: Source + ?Sized>(
         };
         stats.packets += 1;
         if packet.ts_ns >= next_expiry {
-            table.expire(packet.ts_ns, |f, why| consumer.flow_ended(f, why));
+            table.expire(packet.ts_ns, |f, why| end_flow(consumer, f, why));
             next_expiry = packet.ts_ns.saturating_add(EXPIRY_STEP_NS);
         }
         let decoded = decode(packet.link_type.0, packet.data, &config.decode);
@@ -88,15 +119,16 @@ pub fn run<S: Source + ?Sized>(
             && starts_a_new_connection(&table, &key, tcp.flags())
             && let Some(old) = table.remove(&key)
         {
-            consumer.flow_ended(old, EndReason::Replaced);
+            end_flow(consumer, old, EndReason::Replaced);
         }
         let (flow, created) = table.track(
             key,
             packet.ts_ns,
             || FlowState {
                 tcp: (key.protocol == 6).then(TcpTracker::default),
+                connection: None,
             },
-            |f, why| consumer.flow_ended(f, why),
+            |f, why| end_flow(consumer, f, why),
         );
         stats.flows += u64::from(created);
         let ip_len = decoded.ip_total_len().unwrap_or(packet.orig_len as usize);
@@ -108,10 +140,19 @@ pub fn run<S: Source + ?Sized>(
         if flow.client.is_none() {
             flow.client = Some(guess_client(&key));
         }
+        if let (Transport::Tcp(tcp), Some(limits)) = (&decoded.transport, &config.reassembly)
+            && let Some(handler) = consumer.stream_handler()
+        {
+            let info = info(flow);
+            flow.data
+                .connection
+                .get_or_insert_with(Connection::default)
+                .segment(&info, side, tcp, decoded.payload, limits, handler);
+        }
         consumer.packet(&packet, &decoded, Some((flow, side)));
     }
     stats.evictions = table.evictions();
-    table.drain(|f, why| consumer.flow_ended(f, why));
+    table.drain(|f, why| end_flow(consumer, f, why));
     (stats, error)
 }
 
