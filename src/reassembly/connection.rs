@@ -189,7 +189,7 @@ mod tests {
         let (info, config) = (info(), StreamConfig::default());
         let mut c = Connection::default();
         let mut r = Record::default();
-        let mut seg = |c: &mut Connection, r: &mut Record, side, seq, flags, data: &[u8]| {
+        let seg = |c: &mut Connection, r: &mut Record, side, seq, flags, data: &[u8]| {
             let h = header(seq, flags);
             c.segment(&info, side, &TcpPacket::new(&h).unwrap(), data, &config, r);
         };
