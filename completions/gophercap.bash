@@ -81,12 +81,20 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__flows)
-            opts="-f -c -v -h -V --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --alerts-jsonl --quiet --packets --verbose --log-format --config --help --version"
+            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --alerts-jsonl --write-pcap --hex-dump --packets --verbose --quiet --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --filter)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -124,6 +132,10 @@ _gophercap() {
                     return 0
                     ;;
                 --alerts-jsonl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-pcap)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

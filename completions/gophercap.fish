@@ -55,6 +55,7 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s v -l verbose
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s i -l interface -d 'Capture live from this interface instead (Ctrl-C ends it)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s f -l filter -d 'Only packets that match this BPF expression' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s c -l count -d 'Stop after this many packets' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l flow-timeout-s -d 'End flows idle this many seconds of packet time (0 keeps them to the end)' -r
@@ -63,13 +64,15 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-jso
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first) at the end' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l alerts-jsonl -d 'Also write each alert as a JSON line here (implies --anomalies)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l write-pcap -d 'Write the packets that passed the filter into this pcap' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l anomalies -d 'Detect SYN floods and port scans (NetScope\'s rules and defaults) and print alerts'
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l quiet -d 'No per-packet lines (they are printed by default on a terminal)'
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l hex-dump -d 'After each per-packet line, the first 256 bytes in hex and ASCII'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal (they are printed by default on a terminal; the global `-q/--quiet` stops them, as NetScope\'s `--quiet` does)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l dump-json -d 'The catalog `gophercap map --dump-json` wrote: replay its captures' -r -F

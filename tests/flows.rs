@@ -392,3 +392,99 @@ fn tcp_analysis_agrees_with_tshark() {
     );
     assert!(agreeing * 100 >= files * 90, "{agreeing} of {files}");
 }
+
+#[test]
+fn write_pcap_hex_dump_and_stdin() {
+    let dir = scratch("flows-write");
+    let input = repo().join("testdata/real/curl-get.pcap");
+    let out_pcap = dir.join("syn.pcap");
+    let o = run(&[
+        "flows",
+        "--packets",
+        "--hex-dump",
+        "-f",
+        "tcp[tcpflags] & tcp-syn != 0",
+        "--write-pcap",
+        out_pcap.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("[S] seq"), "{text}");
+    assert!(text.contains("\t0x0000:  "), "hex dump lines: {text}");
+    let m = run(&["-q", "map", "--format", "jsonl", out_pcap.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&m.stdout).unwrap();
+    assert_eq!(v["packets"], 2, "the SYN and the SYN-ACK");
+    let mut child = gophercap()
+        .args([
+            "-q",
+            "flows",
+            "--export-json",
+            dir.join("s.json").to_str().unwrap(),
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &std::fs::read(&input).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("s.json")).unwrap()).unwrap();
+    assert_eq!(records[0]["packets_total"], 12);
+}
+
+#[cfg(feature = "live")]
+#[test]
+fn live_capture_with_a_count() {
+    use std::net::UdpSocket;
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let lo = gophercap::source::live::list_interfaces()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.loopback)
+        .map(|i| i.name)
+        .unwrap();
+    let mut child = gophercap()
+        .args([
+            "flows",
+            "--packets",
+            "-c",
+            "3",
+            "-f",
+            &format!("udp dst port {port}"),
+            "-i",
+            &lo,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        sender.send_to(b"gophercap", ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("CAP_NET_RAW") {
+        eprintln!("skipping: {stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.contains(&format!("-> 127.0.0.1:{port} len 9"))),
+        "{text}"
+    );
+}

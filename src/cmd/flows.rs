@@ -9,8 +9,9 @@ use crate::catalog::format_ts;
 use crate::decode::{Decoded, TcpFlags, Transport};
 use crate::flow::{EndReason, Side, TableConfig};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
-use crate::source::input::{InputError, expand, open_sources};
-use crate::source::{InputKind, MergedSource, Packet, Selection};
+use crate::sink::capture::{PcapWriter, Precision};
+use crate::source::input::{InputError, expand, open_input, open_sources};
+use crate::source::{InputKind, MergedSource, OpenedInput, Packet, Selection, Source};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
@@ -19,9 +20,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct FlowsArgs {
-    /// Captures, folders and tarballs, merged by time.
-    #[arg(value_name = "INPUT", required = true)]
+    /// Captures, folders and tarballs, merged by time (`-` reads stdin).
+    #[arg(value_name = "INPUT", required_unless_present = "interface")]
     pub inputs: Vec<PathBuf>,
+    /// Capture live from this interface instead (Ctrl-C ends it).
+    #[arg(short = 'i', long, value_name = "IFACE", conflicts_with = "inputs")]
+    pub interface: Option<String>,
     /// Only packets that match this BPF expression.
     #[arg(short = 'f', long, value_name = "EXPR")]
     pub filter: Option<String>,
@@ -49,11 +53,15 @@ pub struct FlowsArgs {
     /// Also write each alert as a JSON line here (implies --anomalies).
     #[arg(long, value_name = "PATH")]
     pub alerts_jsonl: Option<PathBuf>,
-    /// No per-packet lines (they are printed by default on a terminal).
+    /// Write the packets that passed the filter into this pcap.
+    #[arg(long, value_name = "PATH")]
+    pub write_pcap: Option<PathBuf>,
+    /// After each per-packet line, the first 256 bytes in hex and ASCII.
     #[arg(long)]
-    pub quiet: bool,
-    /// Per-packet lines even when stdout is not a terminal.
-    #[arg(long, conflicts_with = "quiet")]
+    pub hex_dump: bool,
+    /// Per-packet lines even when stdout is not a terminal (they are printed by default on a
+    /// terminal; the global `-q/--quiet` stops them, as NetScope's `--quiet` does).
+    #[arg(long)]
     pub packets: bool,
 }
 
@@ -177,6 +185,11 @@ impl FlowRecord {
 /// The flows subcommand's consumer: per-packet lines, streamed expiries, the final table.
 struct FlowsOutput {
     lines: Option<BufWriter<std::io::StdoutLock<'static>>>,
+    hex_dump: bool,
+    /// `--write-pcap`: created at the first packet, whose link type the file takes.
+    pcap_path: Option<PathBuf>,
+    pcap: Option<(PcapWriter<BufWriter<std::fs::File>>, u32)>,
+    pcap_other_link: u64,
     detector: Option<AnomalyDetector>,
     alerts: Vec<Alert>,
     alerts_out: Option<BufWriter<std::fs::File>>,
@@ -245,9 +258,42 @@ impl FlowConsumer for FlowsOutput {
     ) {
         if let Some(out) = &mut self.lines
             && self.write_error.is_none()
-            && let Err(e) = Self::line(packet, decoded, out)
         {
-            self.write_error = Some(e);
+            let mut written = Self::line(packet, decoded, out);
+            if self.hex_dump && written.is_ok() {
+                written = hex_dump(&packet.data[..packet.data.len().min(256)], out);
+            }
+            if let Err(e) = written {
+                self.write_error = Some(e);
+            }
+        }
+        if let Some(path) = &self.pcap_path
+            && self.write_error.is_none()
+        {
+            if self.pcap.is_none() {
+                let created = std::fs::File::create(path).and_then(|f| {
+                    PcapWriter::new(
+                        BufWriter::new(f),
+                        packet.link_type.0,
+                        262_144,
+                        Precision::Nano,
+                        false,
+                    )
+                });
+                match created {
+                    Ok(w) => self.pcap = Some((w, packet.link_type.0)),
+                    Err(e) => self.write_error = Some(e),
+                }
+            }
+            if let Some((w, link)) = &mut self.pcap {
+                if *link == packet.link_type.0 {
+                    if let Err(e) = w.write(packet.ts_ns, packet.data, packet.orig_len) {
+                        self.write_error = Some(e);
+                    }
+                } else {
+                    self.pcap_other_link += 1;
+                }
+            }
         }
         if let Some(detector) = &mut self.detector {
             detector.observe(packet.ts_ns, decoded, &mut self.alerts);
@@ -386,20 +432,35 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     if !(args.flow_timeout_s.is_finite() && args.flow_timeout_s >= 0.0) {
         return Err(UsageError("--flow-timeout-s must be 0 or more".into()).into());
     }
-    let inputs = expand(&args.inputs, &Selection::default()).map_err(|e| match e {
-        InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
-        InputError::Io { .. } => anyhow::Error::new(e),
-    })?;
-    let paths: Vec<PathBuf> = inputs
-        .into_iter()
-        .filter_map(|i| match i {
-            InputKind::File { path, .. } => Some(path),
-            InputKind::Stdin => None,
-        })
-        .collect();
-    let sources = open_sources(&paths, &Selection::default())?;
-    let mut source = filtered_source(Box::new(MergedSource::new(sources)), args.filter.as_deref());
-    let show_lines = !args.quiet && (args.packets || std::io::stdout().is_terminal());
+    let source: Box<dyn Source> = match &args.interface {
+        Some(interface) => live_source(interface, args.filter.as_deref())?,
+        None => {
+            let inputs = expand(&args.inputs, &Selection::default()).map_err(|e| match e {
+                InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
+                InputError::Io { .. } => anyhow::Error::new(e),
+            })?;
+            let mut paths = Vec::new();
+            let mut sources: Vec<Box<dyn Source>> = Vec::new();
+            for input in inputs {
+                match input {
+                    InputKind::File { path, .. } => paths.push(path),
+                    InputKind::Stdin => match open_input(&InputKind::Stdin)? {
+                        OpenedInput::Capture(reader) => sources.push(Box::new(reader)),
+                        OpenedInput::Archive(_) => {
+                            return Err(UsageError(
+                                "flows reads a capture on stdin, not a tarball".into(),
+                            )
+                            .into());
+                        }
+                    },
+                }
+            }
+            sources.extend(open_sources(&paths, &Selection::default())?);
+            filtered_source(Box::new(MergedSource::new(sources)), args.filter.as_deref())
+        }
+    };
+    let mut source = source;
+    let show_lines = !global.quiet && (args.packets || std::io::stdout().is_terminal());
     let expired = match &args.expired_flows_jsonl {
         Some(path) => Some(BufWriter::new(
             std::fs::File::create(path)
@@ -417,11 +478,15 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     let anomalies = args.anomalies || args.alerts_jsonl.is_some();
     let mut output = FlowsOutput {
         lines: show_lines.then(|| BufWriter::new(std::io::stdout().lock())),
+        hex_dump: args.hex_dump,
+        pcap_path: args.write_pcap.clone(),
+        pcap: None,
+        pcap_other_link: 0,
         detector: anomalies
             .then(|| AnomalyDetector::new(SynFloodConfig::default(), PortScanConfig::default())),
         alerts: Vec::new(),
         alerts_out,
-        print_alerts: anomalies && !args.quiet && !show_lines,
+        print_alerts: anomalies && !global.quiet && !show_lines,
         alert_count: 0,
         expired,
         ended: Vec::new(),
@@ -450,6 +515,15 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     }
     if let Some(out) = &mut output.alerts_out {
         out.flush().context("cannot write the alerts")?;
+    }
+    if let Some((w, _)) = output.pcap.take() {
+        w.into_inner().flush().context("cannot write the pcap")?;
+    }
+    if output.pcap_other_link > 0 {
+        tracing::warn!(
+            packets = output.pcap_other_link,
+            "packets of another link type than the first were not written to the pcap"
+        );
     }
     output.ended.sort_by_key(|r| r.id);
     if let Some(path) = &args.export_json {
@@ -483,4 +557,54 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     Ok(Outcome {
         damaged_inputs: error.is_some(),
     })
+}
+
+/// tcpdump -X style: offset, 16 bytes in hex, the same as ASCII.
+fn hex_dump(bytes: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let mut hex = String::with_capacity(48);
+        for (j, b) in chunk.iter().enumerate() {
+            if j > 0 && j % 2 == 0 {
+                hex.push(' ');
+            }
+            hex.push_str(&format!("{b:02x}"));
+        }
+        let ascii: String = chunk
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        writeln!(out, "\t0x{:04x}:  {hex:<39}  {ascii}", i * 16)?;
+    }
+    Ok(())
+}
+
+/// A live interface as the pipeline's source, with the filter compiled into the kernel.
+#[cfg(feature = "live")]
+fn live_source(interface: &str, filter: Option<&str>) -> anyhow::Result<Box<dyn Source>> {
+    use crate::source::live::{LiveOptions, LiveSource};
+    let options = LiveOptions {
+        interface: interface.to_string(),
+        ..LiveOptions::default()
+    };
+    let mut source = LiveSource::open(&options)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
+    }
+    source.stop_on(stop);
+    if let Some(expression) = filter {
+        source.set_filter(expression).map_err(UsageError)?;
+    }
+    Ok(Box::new(source))
+}
+
+#[cfg(not(feature = "live"))]
+fn live_source(_interface: &str, _filter: Option<&str>) -> anyhow::Result<Box<dyn Source>> {
+    Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
 }

@@ -85,6 +85,8 @@ pub struct LiveSource {
     ts_ns: i64,
     orig_len: u32,
     has_packet: bool,
+    /// Set by a signal handler: the capture ends at the next packet or read timeout.
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl LiveSource {
@@ -118,7 +120,13 @@ impl LiveSource {
             ts_ns: 0,
             orig_len: 0,
             has_packet: false,
+            stop: None,
         })
+    }
+
+    /// End the capture once `flag` is set (checked at every packet and read timeout).
+    pub fn stop_on(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = Some(flag);
     }
 
     /// Install a kernel-side filter: cheaper than filtering in user space.
@@ -141,6 +149,13 @@ impl Source for LiveSource {
     fn advance(&mut self) -> Result<bool, SourceError> {
         self.has_packet = false;
         loop {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Ok(false);
+            }
             match self.capture.next_packet() {
                 Ok(packet) => {
                     let h = packet.header;
