@@ -81,7 +81,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__flows)
-            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --alerts-jsonl --write-pcap --hex-dump --packets --verbose --quiet --log-format --config --help --version"
+            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --alerts-jsonl --write-pcap --hex-dump --stats --stats-interval-ms --top-flows --packets --verbose --quiet --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -136,6 +136,14 @@ _gophercap() {
                     return 0
                     ;;
                 --write-pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top-flows)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,11 +65,14 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l alerts-jsonl -d 'Also write each alert as a JSON line here (implies --anomalies)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l write-pcap -d 'Write the packets that passed the filter into this pcap' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l stats-interval-ms -d 'The stats interval in milliseconds' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l top-flows -d 'With --stats, list the N flows that moved the most bytes in the interval' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l anomalies -d 'Detect SYN floods and port scans (NetScope\'s rules and defaults) and print alerts'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l hex-dump -d 'After each per-packet line, the first 256 bytes in hex and ASCII'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l stats -d 'Print throughput every --stats-interval-ms (packet time offline, wall time live)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal (they are printed by default on a terminal; the global `-q/--quiet` stops them, as NetScope\'s `--quiet` does)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'

@@ -488,3 +488,56 @@ fn live_capture_with_a_count() {
         "{text}"
     );
 }
+
+#[test]
+fn stats_report_each_interval_with_the_top_flows() {
+    let dir = scratch("flows-stats");
+    // Two exchanges a second apart, then a third: three intervals of one second.
+    let mut frames = Vec::new();
+    for (i, port) in [40701u16, 40702, 40703].iter().enumerate() {
+        for (j, p) in http_exchange_ipv4(*port).into_iter().enumerate() {
+            let len = p.len() as u32;
+            frames.push((
+                T0 + i as i64 * 1_000_000_000 + j as i64 * 1_000,
+                ethernet(&[], ETHERTYPE_IPV4, &p),
+                len + 14,
+            ));
+        }
+    }
+    let capture = dir.join("in.pcap");
+    write(
+        &capture,
+        &pcap_bytes(
+            1,
+            65535,
+            gophercap::sink::capture::Precision::Micro,
+            false,
+            &frames,
+        ),
+    );
+    let out = run(&[
+        "flows",
+        "--stats",
+        "--top-flows",
+        "1",
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let reports: Vec<&str> = text.lines().filter(|l| l.contains("pps")).collect();
+    assert_eq!(
+        reports.len(),
+        2,
+        "two full intervals before the end: {text}"
+    );
+    assert!(
+        reports[0].contains("8 pps") && reports[0].contains("1 flows with traffic"),
+        "{text}"
+    );
+    let tops: Vec<&str> = text.lines().filter(|l| l.contains("#1 TCP")).collect();
+    assert_eq!(tops.len(), 2);
+    assert!(
+        tops[0].contains(":40701") && tops[1].contains(":40702"),
+        "{text}"
+    );
+}

@@ -59,6 +59,15 @@ pub struct FlowsArgs {
     /// After each per-packet line, the first 256 bytes in hex and ASCII.
     #[arg(long)]
     pub hex_dump: bool,
+    /// Print throughput every --stats-interval-ms (packet time offline, wall time live).
+    #[arg(long)]
+    pub stats: bool,
+    /// The stats interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub stats_interval_ms: u64,
+    /// With --stats, list the N flows that moved the most bytes in the interval.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top_flows: usize,
     /// Per-packet lines even when stdout is not a terminal (they are printed by default on a
     /// terminal; the global `-q/--quiet` stops them, as NetScope's `--quiet` does).
     #[arg(long)]
@@ -183,8 +192,97 @@ impl FlowRecord {
 }
 
 /// The flows subcommand's consumer: per-packet lines, streamed expiries, the final table.
+/// Throughput over an interval and the flows that moved the most bytes in it.
+struct IntervalStats {
+    interval_ns: i64,
+    top: usize,
+    live: bool,
+    started_ns: Option<i64>,
+    packets: u64,
+    bytes: u64,
+    /// Flow id → (description, bytes at the interval's start, bytes now).
+    flows: std::collections::HashMap<u64, (String, u64, u64)>,
+    /// Bytes per flow at the last report, so deltas survive across intervals.
+    reported: std::collections::HashMap<u64, u64>,
+}
+
+impl IntervalStats {
+    fn now_ns(&self, packet_ts: i64) -> i64 {
+        if self.live {
+            chrono::Utc::now()
+                .timestamp_nanos_opt()
+                .unwrap_or(packet_ts)
+        } else {
+            packet_ts
+        }
+    }
+
+    fn observe(
+        &mut self,
+        packet: &Packet<'_>,
+        flow: Option<(&TrackedFlow, Side)>,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let now = self.now_ns(packet.ts_ns);
+        let start = *self.started_ns.get_or_insert(now);
+        if now - start >= self.interval_ns {
+            self.report(start, now, out)?;
+            self.started_ns = Some(now);
+        }
+        self.packets += 1;
+        self.bytes += u64::from(packet.orig_len);
+        if let Some((f, _)) = flow {
+            let total = f.stats[0].ip_bytes + f.stats[1].ip_bytes;
+            let before = self.reported.get(&f.id).copied().unwrap_or(0);
+            let entry = self.flows.entry(f.id).or_insert_with(|| {
+                let k = &f.key;
+                (
+                    format!(
+                        "{} {} <-> {}",
+                        protocol_name(k.protocol),
+                        std::net::SocketAddr::new(k.a.ip, k.a.port),
+                        std::net::SocketAddr::new(k.b.ip, k.b.port)
+                    ),
+                    before,
+                    total,
+                )
+            });
+            entry.2 = total;
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, start: i64, end: i64, out: &mut dyn Write) -> std::io::Result<()> {
+        let secs = ((end - start) as f64 / 1e9).max(1e-9);
+        writeln!(
+            out,
+            "[stats] {}: {:.0} pps, {:.3} Mbit/s, {} flows with traffic",
+            format_ts(end),
+            self.packets as f64 / secs,
+            self.bytes as f64 * 8.0 / secs / 1e6,
+            self.flows.len()
+        )?;
+        let mut ranked: Vec<(u64, &String)> = self
+            .flows
+            .values()
+            .map(|(d, from, to)| (to.saturating_sub(*from), d))
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        for (i, (delta, description)) in ranked.iter().take(self.top).enumerate() {
+            writeln!(out, "[stats]   #{} {description} {delta} bytes", i + 1)?;
+        }
+        for (id, (_, _, now)) in self.flows.drain() {
+            self.reported.insert(id, now);
+        }
+        self.packets = 0;
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 struct FlowsOutput {
     lines: Option<BufWriter<std::io::StdoutLock<'static>>>,
+    stats: Option<IntervalStats>,
     hex_dump: bool,
     /// `--write-pcap`: created at the first packet, whose link type the file takes.
     pcap_path: Option<PathBuf>,
@@ -254,7 +352,7 @@ impl FlowConsumer for FlowsOutput {
         &mut self,
         packet: &Packet<'_>,
         decoded: &Decoded<'_>,
-        _flow: Option<(&TrackedFlow, Side)>,
+        flow: Option<(&TrackedFlow, Side)>,
     ) {
         if let Some(out) = &mut self.lines
             && self.write_error.is_none()
@@ -293,6 +391,19 @@ impl FlowConsumer for FlowsOutput {
                 } else {
                     self.pcap_other_link += 1;
                 }
+            }
+        }
+        if let Some(stats) = &mut self.stats
+            && self.write_error.is_none()
+        {
+            // Through the per-packet lines' buffer when there is one, so lines stay in order.
+            let mut stdout = std::io::stdout().lock();
+            let out: &mut dyn Write = match &mut self.lines {
+                Some(lines) => lines,
+                None => &mut stdout,
+            };
+            if let Err(e) = stats.observe(packet, flow, out) {
+                self.write_error = Some(e);
             }
         }
         if let Some(detector) = &mut self.detector {
@@ -476,8 +587,21 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         None => None,
     };
     let anomalies = args.anomalies || args.alerts_jsonl.is_some();
+    if args.stats && args.stats_interval_ms == 0 {
+        return Err(UsageError("--stats-interval-ms must be at least 1".into()).into());
+    }
     let mut output = FlowsOutput {
         lines: show_lines.then(|| BufWriter::new(std::io::stdout().lock())),
+        stats: args.stats.then(|| IntervalStats {
+            interval_ns: args.stats_interval_ms as i64 * 1_000_000,
+            top: args.top_flows,
+            live: args.interface.is_some(),
+            started_ns: None,
+            packets: 0,
+            bytes: 0,
+            flows: Default::default(),
+            reported: Default::default(),
+        }),
         hex_dump: args.hex_dump,
         pcap_path: args.write_pcap.clone(),
         pcap: None,
