@@ -13,8 +13,9 @@ use crate::source::{Packet, Source, SourceError};
 pub struct FlowState {
     /// Present for TCP flows.
     pub tcp: Option<TcpTracker>,
-    /// Both reassembled directions, for TCP flows when the consumer reads streams.
-    pub connection: Option<Connection>,
+    /// Both reassembled directions, for TCP flows when the consumer reads streams (boxed: most
+    /// flows never have one, and the table holds millions).
+    pub connection: Option<Box<Connection>>,
 }
 
 pub type TrackedFlow = Flow<FlowState>;
@@ -146,7 +147,7 @@ pub fn run<S: Source + ?Sized>(
             let info = info(flow);
             flow.data
                 .connection
-                .get_or_insert_with(Connection::default)
+                .get_or_insert_with(Box::default)
                 .segment(&info, side, tcp, decoded.payload, limits, handler);
         }
         consumer.packet(&packet, &decoded, Some((flow, side)));

@@ -430,6 +430,10 @@ impl FlowConsumer for FlowsOutput {
     }
 
     fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
+        // A flood of evicted flows must not cost a record each when nothing keeps them.
+        if self.expired.is_none() && !self.keep_table {
+            return;
+        }
         let record = FlowRecord::of(&flow, Some(reason));
         if let Some(out) = &mut self.expired
             && self.write_error.is_none()

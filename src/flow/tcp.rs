@@ -65,7 +65,7 @@ impl Rtt {
 }
 
 /// Data segments waiting for their ACK, for RTT samples (a few, oldest dropped).
-const OUTSTANDING: usize = 8;
+const OUTSTANDING: usize = 4;
 
 /// What one direction sent.
 #[derive(Clone, Debug, Default)]
@@ -94,8 +94,10 @@ pub struct TcpTracker {
     pub client: Option<Side>,
     pub directions: [TcpDirection; 2],
     /// Zeek-like: S SYN, H SYN-ACK, A pure ACK, D data, F FIN, R RST, T retransmission; upper
-    /// case from the client (or side A before a client is known), each once per side.
-    history: String,
+    /// case from the client (or side A before a client is known), each once per side: at most
+    /// 14 letters, kept inline so a flow costs no allocation.
+    history: [u8; 14],
+    history_len: u8,
     syn_at_ns: Option<i64>,
     /// SYN to the client's handshake ACK.
     handshake_rtt_ns: Option<i64>,
@@ -105,7 +107,7 @@ pub struct TcpTracker {
 
 impl TcpTracker {
     pub fn history(&self) -> &str {
-        &self.history
+        std::str::from_utf8(&self.history[..usize::from(self.history_len)]).unwrap_or("")
     }
 
     fn note(&mut self, side: Side, letter: char) {
@@ -114,9 +116,11 @@ impl TcpTracker {
             letter.to_ascii_uppercase()
         } else {
             letter.to_ascii_lowercase()
-        };
-        if !self.history.contains(c) {
-            self.history.push(c);
+        } as u8;
+        let len = usize::from(self.history_len);
+        if !self.history[..len].contains(&c) && len < self.history.len() {
+            self.history[len] = c;
+            self.history_len += 1;
         }
     }
 
