@@ -36,7 +36,7 @@ impl Side {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     /// The IP protocol number (6 TCP, 17 UDP, 1 ICMP, ...).
     pub protocol: u8,
@@ -44,6 +44,26 @@ pub struct FlowKey {
     pub vlan: u16,
     pub a: Endpoint,
     pub b: Endpoint,
+}
+
+/// The key as one run of bytes, hashed with a single write: field by field, SipHash spent
+/// almost half of a flood's per-packet time on its many small writes.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut bytes = [0u8; 39];
+        bytes[0] = self.protocol;
+        bytes[1..3].copy_from_slice(&self.vlan.to_be_bytes());
+        for (i, endpoint) in [self.a, self.b].iter().enumerate() {
+            let at = 3 + i * 18;
+            let ip = match endpoint.ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                IpAddr::V6(v6) => v6.octets(),
+            };
+            bytes[at..at + 16].copy_from_slice(&ip);
+            bytes[at + 16..at + 18].copy_from_slice(&endpoint.port.to_be_bytes());
+        }
+        state.write(&bytes);
+    }
 }
 
 impl FlowKey {
