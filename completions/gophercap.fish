@@ -63,6 +63,17 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l max-flows 
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-json -d 'Write the flow table as JSON at the end' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first) at the end' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-flood-window-secs -d 'SYN flood: window in seconds' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-threshold -d 'SYN flood: SYNs to one ip:port within the window' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-src-threshold -d 'SYN flood: distinct sources among them' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-flood-cooldown-secs -d 'SYN flood: seconds before the same target alerts again' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l port-scan-window-secs -d 'Port scan: window in seconds' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-ports-threshold -d 'Port scan: distinct destination ports from one source within the window' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-hosts-threshold -d 'Port scan: distinct destination hosts from one source within the window' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l port-scan-cooldown-secs -d 'Port scan: seconds before the same source alerts again' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l snaplen -d 'Live capture: bytes kept per packet' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l timeout-ms -d 'Live capture: read timeout in milliseconds' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l buffer-size-mb -d 'Live capture: kernel buffer in MiB (0 keeps libpcap\'s default)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l alerts-jsonl -d 'Also write each alert as a JSON line here (implies --anomalies)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l write-pcap -d 'Write the packets that passed the filter into this pcap' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l stats-interval-ms -d 'The stats interval in milliseconds' -r
@@ -71,8 +82,17 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l log-format
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l anomalies -d 'Detect SYN floods and port scans (NetScope\'s rules and defaults) and print alerts'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-anomalies -d 'Turn anomaly detection off (overrides a config file)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-syn-flood -d 'No SYN-flood detection'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-port-scan -d 'No port-scan detection'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l promiscuous -d 'Live capture: promiscuous mode (the default)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-promiscuous -d 'Live capture: not promiscuous'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l immediate-mode -d 'Live capture: hand over each packet at once'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-immediate-mode -d 'Live capture: let libpcap batch packets (the default)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l hex-dump -d 'After each per-packet line, the first 256 bytes in hex and ASCII'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-hex-dump -d 'No hex dump (overrides a config file)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l stats -d 'Print throughput every --stats-interval-ms (packet time offline, wall time live)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-stats -d 'No periodic stats (overrides a config file)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal (they are printed by default on a terminal; the global `-q/--quiet` stops them, as NetScope\'s `--quiet` does)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'

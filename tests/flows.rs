@@ -541,3 +541,66 @@ fn stats_report_each_interval_with_the_top_flows() {
         "{text}"
     );
 }
+
+#[test]
+fn netscope_configuration_files_work_and_the_command_line_wins() {
+    let dir = scratch("flows-netscope-config");
+    // Five ports probed: a scan at a threshold of three.
+    let frames = (0..5u16)
+        .map(|p| syn(CLIENT, 40_000, SERVER, 1 + p))
+        .collect();
+    let capture = dir.join("scan.pcap");
+    write(
+        &capture,
+        &pcap_bytes(
+            1,
+            65535,
+            gophercap::sink::capture::Precision::Micro,
+            false,
+            &timed(frames, T0, 1_000_000),
+        ),
+    );
+    let (csv, alerts) = (dir.join("f.csv"), dir.join("a.jsonl"));
+    let config = dir.join("netscope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# a NetScope file\n[capture]\nread_pcap = {:?}\nfilter = \"tcp\"\n\n[run]\ncount = 0\n\n[output]\nexport_csv = {:?}\nquiet = true\nwrite_pcap = \"\"\n\n[flow]\ntimeout_secs = 30.0\nmax_flows = 0\n\n[stats]\nenabled = false\n\n[analysis]\nrtt = true\nalerts_jsonl = {:?}\n\n[analysis.anomalies]\nenabled = true\n\n[analysis.anomalies.port_scan]\nunique_ports_threshold = 3\n",
+            capture.to_str().unwrap(),
+            csv.to_str().unwrap(),
+            alerts.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let out = run(&["--config", cfg, "flows"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty(), "output.quiet applies");
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().count(),
+        6,
+        "five flows and a header"
+    );
+    let alert: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&alerts)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(alert["ports"], 3, "the threshold came from the file");
+    // The command line wins: --no-anomalies turns off what the file turned on.
+    let out = run(&["--config", cfg, "flows", "--no-anomalies"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&alerts).unwrap(), "");
+    // Unknown keys name the key and its line.
+    std::fs::write(&config, "[flow]\ntimeout_secs = 5.0\nbogus = 1\n").unwrap();
+    let out = run(&["--config", cfg, "flows", capture.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("netscope.toml:3: flow.bogus: unknown key"),
+        "{stderr}"
+    );
+}

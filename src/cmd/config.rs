@@ -91,6 +91,220 @@ fn table_to_args(
     Ok(out)
 }
 
+/// NetScope's configuration sections, read for `flows` so existing NetScope files work.
+const NETSCOPE_SECTIONS: [&str; 6] = ["capture", "run", "output", "flow", "stats", "analysis"];
+
+/// How one NetScope key becomes `flows` arguments.
+enum Maps {
+    /// `--flag VALUE` (an empty string, or 0 where `zero_off`, means unset).
+    Value(&'static str),
+    ValueZeroOff(&'static str),
+    /// `--flag` when true, `--no-flag` when false.
+    Switch(&'static str),
+    /// Only `--flag` when true (no `--no-` form).
+    FlagIfTrue(&'static str),
+    /// Only `--flag` when false.
+    FlagIfFalse(&'static str),
+    /// A positional input.
+    Input,
+    /// Accepted for compatibility; every analysis always runs.
+    AlwaysOn,
+}
+
+/// The NetScope key table: (dotted section, key, mapping).
+const NETSCOPE_KEYS: &[(&str, &str, Maps)] = &[
+    ("capture", "interface", Maps::Value("--interface")),
+    ("capture", "read_pcap", Maps::Input),
+    ("capture", "promiscuous", Maps::Switch("promiscuous")),
+    ("capture", "snaplen", Maps::Value("--snaplen")),
+    ("capture", "timeout_ms", Maps::Value("--timeout-ms")),
+    (
+        "capture",
+        "buffer_size_mb",
+        Maps::ValueZeroOff("--buffer-size-mb"),
+    ),
+    ("capture", "immediate_mode", Maps::Switch("immediate-mode")),
+    ("capture", "filter", Maps::Value("--filter")),
+    ("run", "count", Maps::ValueZeroOff("--count")),
+    ("output", "write_pcap", Maps::Value("--write-pcap")),
+    ("output", "export_json", Maps::Value("--export-json")),
+    ("output", "export_csv", Maps::Value("--export-csv")),
+    (
+        "output",
+        "expired_flows_jsonl",
+        Maps::Value("--expired-flows-jsonl"),
+    ),
+    ("output", "hex_dump", Maps::Switch("hex-dump")),
+    ("output", "quiet", Maps::FlagIfTrue("--quiet")),
+    ("flow", "timeout_secs", Maps::Value("--flow-timeout-s")),
+    ("flow", "max_flows", Maps::ValueZeroOff("--max-flows")),
+    ("stats", "enabled", Maps::Switch("stats")),
+    ("stats", "interval_ms", Maps::Value("--stats-interval-ms")),
+    ("stats", "top_flows", Maps::Value("--top-flows")),
+    ("analysis", "rtt", Maps::AlwaysOn),
+    ("analysis", "retrans", Maps::AlwaysOn),
+    ("analysis", "out_of_order", Maps::AlwaysOn),
+    ("analysis", "alerts_jsonl", Maps::Value("--alerts-jsonl")),
+    ("analysis.anomalies", "enabled", Maps::Switch("anomalies")),
+    (
+        "analysis.anomalies.syn_flood",
+        "enabled",
+        Maps::FlagIfFalse("--no-syn-flood"),
+    ),
+    (
+        "analysis.anomalies.syn_flood",
+        "window_secs",
+        Maps::Value("--syn-flood-window-secs"),
+    ),
+    (
+        "analysis.anomalies.syn_flood",
+        "syn_threshold",
+        Maps::Value("--syn-threshold"),
+    ),
+    (
+        "analysis.anomalies.syn_flood",
+        "unique_src_threshold",
+        Maps::Value("--unique-src-threshold"),
+    ),
+    (
+        "analysis.anomalies.syn_flood",
+        "cooldown_secs",
+        Maps::Value("--syn-flood-cooldown-secs"),
+    ),
+    (
+        "analysis.anomalies.port_scan",
+        "enabled",
+        Maps::FlagIfFalse("--no-port-scan"),
+    ),
+    (
+        "analysis.anomalies.port_scan",
+        "window_secs",
+        Maps::Value("--port-scan-window-secs"),
+    ),
+    (
+        "analysis.anomalies.port_scan",
+        "unique_ports_threshold",
+        Maps::Value("--unique-ports-threshold"),
+    ),
+    (
+        "analysis.anomalies.port_scan",
+        "unique_hosts_threshold",
+        Maps::Value("--unique-hosts-threshold"),
+    ),
+    (
+        "analysis.anomalies.port_scan",
+        "cooldown_secs",
+        Maps::Value("--port-scan-cooldown-secs"),
+    ),
+];
+
+/// The line of `key` within `[section]` of the file, for error messages.
+fn line_in_section(text: &str, section: &str, key: &str) -> usize {
+    let header = format!("[{section}]");
+    let mut inside = section.is_empty();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == header;
+            continue;
+        }
+        if inside && t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return i + 1;
+        }
+    }
+    0
+}
+
+/// Translate NetScope's sections into `flows` arguments; unknown keys name their line.
+fn netscope_to_args(
+    table: &toml::Table,
+    path: &std::path::Path,
+    text: &str,
+) -> anyhow::Result<Vec<OsString>> {
+    fn walk<'t>(
+        prefix: &str,
+        table: &'t toml::Table,
+        out: &mut Vec<(String, String, &'t toml::Value)>,
+    ) {
+        for (key, value) in table {
+            match value {
+                toml::Value::Table(inner) => {
+                    let section = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&section, inner, out);
+                }
+                other => out.push((prefix.to_string(), key.clone(), other)),
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for section in NETSCOPE_SECTIONS {
+        if let Some(toml::Value::Table(t)) = table.get(section) {
+            walk(section, t, &mut entries);
+        }
+    }
+    let mut args: Vec<OsString> = Vec::new();
+    let mut inputs: Vec<OsString> = Vec::new();
+    for (section, key, value) in entries {
+        let line = line_in_section(text, &section, &key);
+        let fail = |why: &str| anyhow::anyhow!("{}:{line}: {section}.{key}: {why}", path.display());
+        let Some((_, _, maps)) = NETSCOPE_KEYS
+            .iter()
+            .find(|(s, k, _)| *s == section && *k == key)
+        else {
+            return Err(fail("unknown key"));
+        };
+        let text_value = match value {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Float(f) => Some(f.to_string()),
+            _ => None,
+        };
+        let boolean = value.as_bool();
+        match maps {
+            Maps::Value(flag) | Maps::ValueZeroOff(flag) => {
+                let v = text_value.ok_or_else(|| fail("expects a string or a number"))?;
+                let off = v.is_empty() || (matches!(maps, Maps::ValueZeroOff(_)) && v == "0");
+                if !off {
+                    args.push(format!("{flag}={v}").into());
+                }
+            }
+            Maps::Switch(name) => match boolean.ok_or_else(|| fail("expects true or false"))? {
+                true => args.push(format!("--{name}").into()),
+                false => args.push(format!("--no-{name}").into()),
+            },
+            Maps::FlagIfTrue(flag) => {
+                if boolean.ok_or_else(|| fail("expects true or false"))? {
+                    args.push((*flag).into());
+                }
+            }
+            Maps::FlagIfFalse(flag) => {
+                if !boolean.ok_or_else(|| fail("expects true or false"))? {
+                    args.push((*flag).into());
+                }
+            }
+            Maps::Input => {
+                let v = text_value.ok_or_else(|| fail("expects a path"))?;
+                if !v.is_empty() {
+                    inputs.push(v.into());
+                }
+            }
+            Maps::AlwaysOn => {
+                if !boolean.ok_or_else(|| fail("expects true or false"))? {
+                    return Err(fail(
+                        "cannot be turned off: gophercap always runs this analysis",
+                    ));
+                }
+            }
+        }
+    }
+    args.extend(inputs);
+    Ok(args)
+}
+
 /// Return the arguments with the config file's options inserted, or unchanged without one.
 pub fn apply_config_file(
     args: Vec<OsString>,
@@ -105,7 +319,10 @@ pub fn apply_config_file(
         .parse()
         .with_context(|| format!("config file {}", path.display()))?;
     for (key, value) in &table {
-        if value.is_table() && command.find_subcommand(key).is_none() {
+        if value.is_table()
+            && command.find_subcommand(key).is_none()
+            && !NETSCOPE_SECTIONS.contains(&key.as_str())
+        {
             bail!("{}: unknown section [{key}]", path.display());
         }
     }
@@ -127,6 +344,14 @@ pub fn apply_config_file(
             let name = args[i].to_string_lossy().into_owned();
             let sub = command.find_subcommand(&name).expect("found above");
             let section = sub.get_name().to_string();
+            if section == "flows" {
+                out.extend(netscope_to_args(&table, &path, &text)?);
+            } else if let Some(key) = NETSCOPE_SECTIONS.iter().find(|s| table.contains_key(**s)) {
+                bail!(
+                    "{}: [{key}] is NetScope's configuration, for `flows`",
+                    path.display()
+                );
+            }
             if let Some(toml::Value::Table(t)) = table.get(&section) {
                 out.extend(table_to_args(t, sub, &section, &path, &text)?);
             }

@@ -48,8 +48,62 @@ pub struct FlowsArgs {
     #[arg(long, value_name = "PATH")]
     pub expired_flows_jsonl: Option<PathBuf>,
     /// Detect SYN floods and port scans (NetScope's rules and defaults) and print alerts.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_anomalies")]
     pub anomalies: bool,
+    /// Turn anomaly detection off (overrides a config file).
+    #[arg(long, overrides_with = "anomalies")]
+    pub no_anomalies: bool,
+    /// SYN flood: window in seconds.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub syn_flood_window_secs: f64,
+    /// SYN flood: SYNs to one ip:port within the window.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub syn_threshold: usize,
+    /// SYN flood: distinct sources among them.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub unique_src_threshold: usize,
+    /// SYN flood: seconds before the same target alerts again.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub syn_flood_cooldown_secs: f64,
+    /// No SYN-flood detection.
+    #[arg(long)]
+    pub no_syn_flood: bool,
+    /// Port scan: window in seconds.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub port_scan_window_secs: f64,
+    /// Port scan: distinct destination ports from one source within the window.
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    pub unique_ports_threshold: usize,
+    /// Port scan: distinct destination hosts from one source within the window.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub unique_hosts_threshold: usize,
+    /// Port scan: seconds before the same source alerts again.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub port_scan_cooldown_secs: f64,
+    /// No port-scan detection.
+    #[arg(long)]
+    pub no_port_scan: bool,
+    /// Live capture: bytes kept per packet.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub snaplen: i32,
+    /// Live capture: promiscuous mode (the default).
+    #[arg(long, overrides_with = "no_promiscuous")]
+    pub promiscuous: bool,
+    /// Live capture: not promiscuous.
+    #[arg(long, overrides_with = "promiscuous")]
+    pub no_promiscuous: bool,
+    /// Live capture: read timeout in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub timeout_ms: i32,
+    /// Live capture: kernel buffer in MiB (0 keeps libpcap's default).
+    #[arg(long, value_name = "MB", default_value_t = 0)]
+    pub buffer_size_mb: i32,
+    /// Live capture: hand over each packet at once.
+    #[arg(long, overrides_with = "no_immediate_mode")]
+    pub immediate_mode: bool,
+    /// Live capture: let libpcap batch packets (the default).
+    #[arg(long, overrides_with = "immediate_mode")]
+    pub no_immediate_mode: bool,
     /// Also write each alert as a JSON line here (implies --anomalies).
     #[arg(long, value_name = "PATH")]
     pub alerts_jsonl: Option<PathBuf>,
@@ -57,11 +111,17 @@ pub struct FlowsArgs {
     #[arg(long, value_name = "PATH")]
     pub write_pcap: Option<PathBuf>,
     /// After each per-packet line, the first 256 bytes in hex and ASCII.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_hex_dump")]
     pub hex_dump: bool,
+    /// No hex dump (overrides a config file).
+    #[arg(long, overrides_with = "hex_dump")]
+    pub no_hex_dump: bool,
     /// Print throughput every --stats-interval-ms (packet time offline, wall time live).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_stats")]
     pub stats: bool,
+    /// No periodic stats (overrides a config file).
+    #[arg(long, overrides_with = "stats")]
+    pub no_stats: bool,
     /// The stats interval in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub stats_interval_ms: u64,
@@ -548,7 +608,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         return Err(UsageError("--flow-timeout-s must be 0 or more".into()).into());
     }
     let source: Box<dyn Source> = match &args.interface {
-        Some(interface) => live_source(interface, args.filter.as_deref())?,
+        Some(interface) => live_source(args, interface)?,
         None => {
             let inputs = expand(&args.inputs, &Selection::default()).map_err(|e| match e {
                 InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
@@ -590,13 +650,13 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         )),
         None => None,
     };
-    let anomalies = args.anomalies || args.alerts_jsonl.is_some();
+    let anomalies = (args.anomalies || args.alerts_jsonl.is_some()) && !args.no_anomalies;
     if args.stats && args.stats_interval_ms == 0 {
         return Err(UsageError("--stats-interval-ms must be at least 1".into()).into());
     }
     let mut output = FlowsOutput {
         lines: show_lines.then(|| BufWriter::new(std::io::stdout().lock())),
-        stats: args.stats.then(|| IntervalStats {
+        stats: (args.stats && !args.no_stats).then(|| IntervalStats {
             interval_ns: args.stats_interval_ms as i64 * 1_000_000,
             top: args.top_flows,
             live: args.interface.is_some(),
@@ -606,12 +666,28 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
             flows: Default::default(),
             reported: Default::default(),
         }),
-        hex_dump: args.hex_dump,
+        hex_dump: args.hex_dump && !args.no_hex_dump,
         pcap_path: args.write_pcap.clone(),
         pcap: None,
         pcap_other_link: 0,
-        detector: anomalies
-            .then(|| AnomalyDetector::new(SynFloodConfig::default(), PortScanConfig::default())),
+        detector: anomalies.then(|| {
+            AnomalyDetector::new(
+                SynFloodConfig {
+                    enabled: !args.no_syn_flood,
+                    window_secs: args.syn_flood_window_secs,
+                    syn_threshold: args.syn_threshold,
+                    unique_src_threshold: args.unique_src_threshold,
+                    cooldown_secs: args.syn_flood_cooldown_secs,
+                },
+                PortScanConfig {
+                    enabled: !args.no_port_scan,
+                    window_secs: args.port_scan_window_secs,
+                    unique_ports_threshold: args.unique_ports_threshold,
+                    unique_hosts_threshold: args.unique_hosts_threshold,
+                    cooldown_secs: args.port_scan_cooldown_secs,
+                },
+            )
+        }),
         alerts: Vec::new(),
         alerts_out,
         print_alerts: anomalies && !global.quiet && !show_lines,
@@ -714,11 +790,16 @@ fn hex_dump(bytes: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
 
 /// A live interface as the pipeline's source, with the filter compiled into the kernel.
 #[cfg(feature = "live")]
-fn live_source(interface: &str, filter: Option<&str>) -> anyhow::Result<Box<dyn Source>> {
+fn live_source(args: &FlowsArgs, interface: &str) -> anyhow::Result<Box<dyn Source>> {
     use crate::source::live::{LiveOptions, LiveSource};
+    let filter = args.filter.as_deref();
     let options = LiveOptions {
         interface: interface.to_string(),
-        ..LiveOptions::default()
+        promiscuous: !args.no_promiscuous,
+        snaplen: args.snaplen,
+        buffer_size: args.buffer_size_mb.saturating_mul(1 << 20),
+        timeout_ms: args.timeout_ms,
+        immediate: args.immediate_mode,
     };
     let mut source = LiveSource::open(&options)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -733,6 +814,6 @@ fn live_source(interface: &str, filter: Option<&str>) -> anyhow::Result<Box<dyn 
 }
 
 #[cfg(not(feature = "live"))]
-fn live_source(_interface: &str, _filter: Option<&str>) -> anyhow::Result<Box<dyn Source>> {
+fn live_source(_args: &FlowsArgs, _interface: &str) -> anyhow::Result<Box<dyn Source>> {
     Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
 }
