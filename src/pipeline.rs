@@ -46,10 +46,16 @@ fn info(flow: &TrackedFlow) -> ConnectionInfo {
 }
 
 /// Close a leaving flow's streams, then hand it to the consumer.
-fn end_flow(consumer: &mut dyn FlowConsumer, mut flow: TrackedFlow, reason: EndReason) {
+fn end_flow(
+    consumer: &mut dyn FlowConsumer,
+    buffered: &mut usize,
+    mut flow: TrackedFlow,
+    reason: EndReason,
+) {
     if let Some(mut connection) = flow.data.connection.take()
         && let Some(handler) = consumer.stream_handler()
     {
+        *buffered = buffered.saturating_sub(connection.buffered());
         let why = match reason {
             EndReason::End => CloseReason::End,
             EndReason::Idle | EndReason::Evicted | EndReason::Replaced => CloseReason::Expired,
@@ -77,6 +83,9 @@ pub struct PipelineConfig {
     pub decode: DecodeOptions,
     /// Reassemble TCP into the consumer's stream handler with these limits.
     pub reassembly: Option<StreamConfig>,
+    /// Bytes all connections together may hold waiting for holes to fill (0: no global cap);
+    /// the connection that crosses it delivers its early data with gaps.
+    pub reassembly_total_cap: usize,
 }
 
 /// How often (in packet time) idle flows are looked for.
@@ -92,6 +101,8 @@ pub fn run<S: Source + ?Sized>(
     let mut table: FlowTable<FlowState> = FlowTable::new(config.table);
     let mut stats = PipelineStats::default();
     let mut next_expiry = i64::MIN;
+    // Bytes held by every connection's streams, against the global cap.
+    let mut buffered = 0usize;
     let mut error = None;
     loop {
         if config.count.is_some_and(|c| stats.packets >= c) {
@@ -107,7 +118,9 @@ pub fn run<S: Source + ?Sized>(
         };
         stats.packets += 1;
         if packet.ts_ns >= next_expiry {
-            table.expire(packet.ts_ns, |f, why| end_flow(consumer, f, why));
+            table.expire(packet.ts_ns, |f, why| {
+                end_flow(consumer, &mut buffered, f, why)
+            });
             next_expiry = packet.ts_ns.saturating_add(EXPIRY_STEP_NS);
         }
         let decoded = decode(packet.link_type.0, packet.data, &config.decode);
@@ -120,7 +133,7 @@ pub fn run<S: Source + ?Sized>(
             && starts_a_new_connection(&table, &key, tcp.flags())
             && let Some(old) = table.remove(&key)
         {
-            end_flow(consumer, old, EndReason::Replaced);
+            end_flow(consumer, &mut buffered, old, EndReason::Replaced);
         }
         let (flow, created) = table.track(
             key,
@@ -129,7 +142,7 @@ pub fn run<S: Source + ?Sized>(
                 tcp: (key.protocol == 6).then(TcpTracker::default),
                 connection: None,
             },
-            |f, why| end_flow(consumer, f, why),
+            |f, why| end_flow(consumer, &mut buffered, f, why),
         );
         stats.flows += u64::from(created);
         let ip_len = decoded.ip_total_len().unwrap_or(packet.orig_len as usize);
@@ -145,15 +158,19 @@ pub fn run<S: Source + ?Sized>(
             && let Some(handler) = consumer.stream_handler()
         {
             let info = info(flow);
-            flow.data
-                .connection
-                .get_or_insert_with(Box::default)
-                .segment(&info, side, tcp, decoded.payload, limits, handler);
+            let connection = flow.data.connection.get_or_insert_with(Box::default);
+            let before = connection.buffered();
+            connection.segment(&info, side, tcp, decoded.payload, limits, handler);
+            let total = (buffered + connection.buffered()).saturating_sub(before);
+            if config.reassembly_total_cap > 0 && total > config.reassembly_total_cap {
+                connection.shed(&info, handler);
+            }
+            buffered = (buffered + connection.buffered()).saturating_sub(before);
         }
         consumer.packet(&packet, &decoded, Some((flow, side)));
     }
     stats.evictions = table.evictions();
-    table.drain(|f, why| end_flow(consumer, f, why));
+    table.drain(|f, why| end_flow(consumer, &mut buffered, f, why));
     (stats, error)
 }
 

@@ -20,6 +20,8 @@ struct Streams {
     ports: HashMap<u64, (u16, u16)>,
     gaps: u64,
     closes: Vec<(u64, Side, CloseReason)>,
+    /// Gap bytes already reported when the last packet had been handled (before the end).
+    gaps_while_reading: u64,
 }
 
 impl StreamHandler for Streams {
@@ -44,7 +46,9 @@ impl StreamHandler for Streams {
 }
 
 impl FlowConsumer for Streams {
-    fn packet(&mut self, _: &Packet<'_>, _: &Decoded<'_>, _: Option<(&TrackedFlow, Side)>) {}
+    fn packet(&mut self, _: &Packet<'_>, _: &Decoded<'_>, _: Option<(&TrackedFlow, Side)>) {
+        self.gaps_while_reading = self.gaps;
+    }
     fn flow_ended(&mut self, _: TrackedFlow, _: EndReason) {}
     fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler> {
         Some(self)
@@ -137,4 +141,71 @@ fn a_lost_segment_is_a_gap_of_its_length() {
     let response: Vec<&Vec<u8>> = streams.bytes.values().collect();
     assert_eq!(response.len(), 1, "only the server's bytes arrived");
     assert!(response[0].starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn the_cap_across_connections_turns_waiting_data_into_gaps() {
+    let dir = scratch("reassembly-total-cap");
+    // Two connections, each missing its first data segment and holding 400 bytes behind it:
+    // 800 bytes wait in all, over a global cap of 600 though under each stream's own cap.
+    let mut frames = Vec::new();
+    for port in [40801u16, 40802] {
+        let (c, s) = (CLIENT, SERVER);
+        frames.push(ipv4(c, s, 6, &tcp(&c, &s, (port, 80), 0, 0, SYN, b"")));
+        frames.push(ipv4(
+            c,
+            s,
+            6,
+            &tcp(&c, &s, (port, 80), 1 + 100, 0, ACK, &[b'x'; 400]),
+        ));
+    }
+    let records = timed(
+        frames
+            .into_iter()
+            .map(|p| ethernet(&[], ETHERTYPE_IPV4, &p))
+            .collect(),
+        T0,
+        1_000,
+    );
+    let path = dir.join("holes.pcap");
+    write(
+        &path,
+        &pcap_bytes(
+            1,
+            65535,
+            gophercap::sink::capture::Precision::Micro,
+            false,
+            &records,
+        ),
+    );
+    let read = |cap| {
+        let OpenedInput::Capture(mut reader) = open_path(&path).unwrap() else {
+            panic!("not a capture");
+        };
+        let config = PipelineConfig {
+            reassembly: Some(StreamConfig::default()),
+            reassembly_total_cap: cap,
+            ..PipelineConfig::default()
+        };
+        let mut streams = Streams::default();
+        let (_, error) = run(&mut reader, &config, &mut streams);
+        assert!(error.is_none());
+        streams
+    };
+    let capped = read(600);
+    assert_eq!(
+        capped.gaps_while_reading, 100,
+        "the second connection crossed the cap"
+    );
+    assert_eq!(
+        capped.gaps, 200,
+        "the first one's hole is declared at the end"
+    );
+    assert_eq!(capped.bytes.values().map(Vec::len).sum::<usize>(), 800);
+    let uncapped = read(0);
+    assert_eq!(
+        uncapped.gaps_while_reading, 0,
+        "without the cap data waits for the holes"
+    );
+    assert_eq!(uncapped.gaps, 200);
 }

@@ -706,6 +706,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         count: args.count,
         decode: Default::default(),
         reassembly: None,
+        reassembly_total_cap: 0,
     };
     let (stats, error) = run(source.as_mut(), &config, &mut output);
     if let Some(e) = output.write_error.take() {

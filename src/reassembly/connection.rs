@@ -126,6 +126,19 @@ impl Connection {
         handler.close(info, side, reason);
     }
 
+    /// Deliver both directions' early data now, holes as gaps: what a global cap does to the
+    /// connection that pushed it over.
+    pub fn shed(&mut self, info: &ConnectionInfo, handler: &mut dyn StreamHandler) {
+        for side in [Side::A, Side::B] {
+            let mut sink = Adapter {
+                handler: &mut *handler,
+                info,
+                from: side,
+            };
+            self.streams[side.index()].shed(&mut sink);
+        }
+    }
+
     /// End both directions: buffered data is delivered, holes become gaps.
     pub fn close(
         &mut self,

@@ -250,6 +250,14 @@ impl Stream {
         }
     }
 
+    /// Give up waiting: every hole before buffered early data becomes a gap and the data is
+    /// delivered (used when a cap across many streams forces progress).
+    pub fn shed(&mut self, sink: &mut dyn StreamSink) {
+        while !self.early.is_empty() {
+            self.force(sink);
+        }
+    }
+
     /// Declare the hole before the first early segment missing and go on from there.
     fn force(&mut self, sink: &mut dyn StreamSink) {
         let Some((&start, _)) = self.early.first_key_value() else {
@@ -277,9 +285,7 @@ impl Stream {
         if self.closed {
             return;
         }
-        while !self.early.is_empty() {
-            self.force(sink);
-        }
+        self.shed(sink);
         if let Some(fin) = self.fin
             && fin > self.next
         {
