@@ -9,7 +9,7 @@ use crate::catalog::format_ts;
 use crate::decode::{Decoded, TcpFlags, Transport};
 use crate::flow::{EndReason, Side, TableConfig};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
-use crate::sink::capture::{PcapWriter, Precision};
+use crate::sink::capture::PcapFile;
 use crate::source::input::{InputError, expand, open_input, open_sources};
 use crate::source::{InputKind, MergedSource, OpenedInput, Packet, Selection, Source};
 use anyhow::Context;
@@ -344,9 +344,8 @@ struct FlowsOutput {
     lines: Option<BufWriter<std::io::StdoutLock<'static>>>,
     stats: Option<IntervalStats>,
     hex_dump: bool,
-    /// `--write-pcap`: created at the first packet, whose link type the file takes.
-    pcap_path: Option<PathBuf>,
-    pcap: Option<(PcapWriter<BufWriter<std::fs::File>>, u32)>,
+    /// `--write-pcap`.
+    pcap: Option<PcapFile>,
     pcap_other_link: u64,
     detector: Option<AnomalyDetector>,
     alerts: Vec<Alert>,
@@ -425,32 +424,18 @@ impl FlowConsumer for FlowsOutput {
                 self.write_error = Some(e);
             }
         }
-        if let Some(path) = &self.pcap_path
+        if let Some(file) = &mut self.pcap
             && self.write_error.is_none()
         {
-            if self.pcap.is_none() {
-                let created = std::fs::File::create(path).and_then(|f| {
-                    PcapWriter::new(
-                        BufWriter::new(f),
-                        packet.link_type.0,
-                        262_144,
-                        Precision::Nano,
-                        false,
-                    )
-                });
-                match created {
-                    Ok(w) => self.pcap = Some((w, packet.link_type.0)),
-                    Err(e) => self.write_error = Some(e),
-                }
-            }
-            if let Some((w, link)) = &mut self.pcap {
-                if *link == packet.link_type.0 {
-                    if let Err(e) = w.write(packet.ts_ns, packet.data, packet.orig_len) {
-                        self.write_error = Some(e);
-                    }
-                } else {
-                    self.pcap_other_link += 1;
-                }
+            match file.write(
+                packet.link_type.0,
+                packet.ts_ns,
+                packet.data,
+                packet.orig_len,
+            ) {
+                Ok(true) => {}
+                Ok(false) => self.pcap_other_link += 1,
+                Err(e) => self.write_error = Some(e),
             }
         }
         if let Some(stats) = &mut self.stats
@@ -667,8 +652,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
             reported: Default::default(),
         }),
         hex_dump: args.hex_dump && !args.no_hex_dump,
-        pcap_path: args.write_pcap.clone(),
-        pcap: None,
+        pcap: args.write_pcap.as_ref().map(PcapFile::new),
         pcap_other_link: 0,
         detector: anomalies.then(|| {
             AnomalyDetector::new(
@@ -721,8 +705,8 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     if let Some(out) = &mut output.alerts_out {
         out.flush().context("cannot write the alerts")?;
     }
-    if let Some((w, _)) = output.pcap.take() {
-        w.into_inner().flush().context("cannot write the pcap")?;
+    if let Some(file) = output.pcap.take() {
+        file.finish().context("cannot write the pcap")?;
     }
     if output.pcap_other_link > 0 {
         tracing::warn!(

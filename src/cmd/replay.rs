@@ -12,7 +12,7 @@ use crate::decode::{DecodeOptions, LinkKind, decode};
 use crate::schedule::wait_until;
 use crate::schedule::{LatenessHistogram, Pace, Timeline};
 use crate::schedule::{real_time_priority, tighten_timer_slack};
-use crate::sink::capture::{PcapWriter, Precision};
+use crate::sink::capture::PcapFile;
 #[cfg(feature = "live")]
 use crate::sink::interface::Dropped;
 use crate::source::adapt::{StartAt, TimeBounded};
@@ -21,7 +21,6 @@ use crate::source::{InputKind, MergedSource, Selection, Source};
 use anyhow::Context;
 use clap::Args;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,14 +133,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value * scale))
 }
 
-type PcapFile = PcapWriter<std::io::BufWriter<std::fs::File>>;
-
 enum Output {
     /// The capture is created at the first packet, whose link type it takes.
-    Pcap {
-        path: PathBuf,
-        writer: Option<(PcapFile, u32)>,
-    },
+    Pcap(PcapFile),
     #[cfg(feature = "live")]
     Interface(crate::sink::interface::InterfaceSink),
 }
@@ -389,10 +383,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         PaceMode::Top => Pace::TopSpeed,
     };
     let mut output = match (&args.out_pcap, &args.out_interface) {
-        (Some(path), _) => Output::Pcap {
-            path: path.clone(),
-            writer: None,
-        },
+        (Some(path), _) => Output::Pcap(PcapFile::new(path)),
         (None, Some(name)) => open_interface(name)?,
         (None, None) => unreachable!("clap requires an output"),
     };
@@ -402,7 +393,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             .out_interface
             .as_deref()
             .and_then(crate::sink::interface::interface_mtu),
-        Output::Pcap { .. } => None,
+        Output::Pcap(_) => None,
     });
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -413,7 +404,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let mut timeline = Timeline::new(pace, first_ns);
     let mut stats = Stats::default();
     // Into a file the schedule is written, not waited for.
-    let sleeping = !matches!(output, Output::Pcap { .. }) && pace != Pace::TopSpeed;
+    let sleeping = !matches!(output, Output::Pcap(_)) && pace != Pace::TopSpeed;
     let bar = progress(0, "packets", global.quiet);
     let started = Instant::now();
     #[cfg(feature = "live")]
@@ -464,19 +455,15 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             }
             let deadline_ns = timeline.deadline(packet.ts_ns, packet.orig_len as usize);
             match &mut output {
-                Output::Pcap { path, writer } => {
-                    if writer.is_none() {
-                        *writer =
-                            Some((create_pcap(path, packet.link_type.0)?, packet.link_type.0));
-                    }
-                    let (file, link_type) = writer.as_mut().expect("created above");
-                    if *link_type != packet.link_type.0 {
+                Output::Pcap(file) => {
+                    let ts = first_ns.saturating_add(deadline_ns as i64);
+                    let written = file
+                        .write(packet.link_type.0, ts, packet.data, packet.orig_len)
+                        .with_context(|| format!("cannot write {}", file.path().display()))?;
+                    if !written {
                         stats.skip("link_type");
                         continue;
                     }
-                    let ts = first_ns.saturating_add(deadline_ns as i64);
-                    file.write(ts, packet.data, packet.orig_len)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
                 }
                 #[cfg(feature = "live")]
                 Output::Interface(sink) => {
@@ -523,13 +510,9 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         stats.drop(dropped);
     }
     match output {
-        Output::Pcap { path, writer } => {
-            let file = match writer {
-                Some((file, _)) => file,
-                None => create_pcap(&path, 1)?,
-            };
-            file.into_inner()
-                .flush()
+        Output::Pcap(file) => {
+            let path = file.path().to_path_buf();
+            file.finish()
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         #[cfg(feature = "live")]
@@ -562,18 +545,6 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         damaged_inputs: !stats.failed.is_empty(),
     })
-}
-
-fn create_pcap(path: &std::path::Path, link_type: u32) -> anyhow::Result<PcapFile> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(PcapWriter::new(
-        std::io::BufWriter::with_capacity(1 << 20, file),
-        link_type,
-        262_144,
-        Precision::Nano,
-        false,
-    )?)
 }
 
 #[cfg(feature = "live")]

@@ -173,3 +173,84 @@ impl<W: Write> PcapngWriter<W> {
         self.out
     }
 }
+
+/// A nanosecond pcap file created at its first packet, whose link type it takes: a pcap has
+/// one link type, and the first packet is the first moment it is known.
+pub struct PcapFile {
+    path: std::path::PathBuf,
+    writer: Option<(PcapWriter<io::BufWriter<std::fs::File>>, u32)>,
+}
+
+impl PcapFile {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        PcapFile {
+            path: path.into(),
+            writer: None,
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn create(&self, link_type: u32) -> io::Result<PcapWriter<io::BufWriter<std::fs::File>>> {
+        let file = std::fs::File::create(&self.path)?;
+        PcapWriter::new(
+            io::BufWriter::with_capacity(1 << 20, file),
+            link_type,
+            262_144,
+            Precision::Nano,
+            false,
+        )
+    }
+
+    /// Write one packet; Ok(false) when its link type differs from the file's (not written).
+    pub fn write(
+        &mut self,
+        link_type: u32,
+        ts_ns: i64,
+        data: &[u8],
+        orig_len: u32,
+    ) -> io::Result<bool> {
+        if self.writer.is_none() {
+            self.writer = Some((self.create(link_type)?, link_type));
+        }
+        let (writer, file_link) = self.writer.as_mut().expect("created above");
+        if *file_link != link_type {
+            return Ok(false);
+        }
+        writer.write(ts_ns, data, orig_len)?;
+        Ok(true)
+    }
+
+    /// Flush the file; without any packet, an empty Ethernet capture is written.
+    pub fn finish(self) -> io::Result<()> {
+        let writer = match self.writer {
+            Some((w, _)) => w,
+            None => self.create(1)?,
+        };
+        writer.into_inner().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pcap_file_takes_the_first_link_type_and_refuses_others() {
+        let path =
+            std::env::temp_dir().join(format!("gophercap-pcapfile-{}.pcap", std::process::id()));
+        let mut f = PcapFile::new(&path);
+        assert!(f.write(113, 5, &[1, 2, 3], 3).unwrap());
+        assert!(!f.write(1, 6, &[4], 1).unwrap());
+        f.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(u32::from_le_bytes(bytes[20..24].try_into().unwrap()), 113);
+        assert_eq!(bytes.len(), 24 + 16 + 3);
+        let empty = PcapFile::new(&path);
+        empty.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().len(), 24);
+        let _ = std::fs::remove_file(&path);
+    }
+}
