@@ -42,6 +42,7 @@ fn info(flow: &TrackedFlow) -> ConnectionInfo {
         id: flow.id,
         key: flow.key,
         client: flow.client,
+        ts_ns: flow.last_ns,
     }
 }
 
