@@ -1,6 +1,6 @@
 //! Deterministic generator of a large mixed-traffic pcap for `bench/run`.
 //!
-//! Usage: `cargo run --release --example gen_bench_capture -- OUT.pcap [TARGET_BYTES]`
+//! Usage: `cargo run --release --example gen_bench_capture -- [--short] OUT.pcap [TARGET_BYTES]`
 //! (default target 1 GiB = 1073741824). Writes `OUT.pcap.tmp` and renames it when done, so a
 //! present OUT.pcap is always complete. Same arguments, same bytes.
 //!
@@ -8,6 +8,10 @@
 //! request, response segments up to MSS with a delayed ACK every two segments, FIN exchange),
 //! DNS-sized UDP query/response pairs and a few ICMP echo pairs. IPv4 header, TCP, UDP and ICMP
 //! checksums are correct. Timestamps are monotonic, microsecond-precision pcap.
+//!
+//! `--short`: many short connections with small packets instead (one small request and one
+//! small response each, thousands open at once; frames average under 100 bytes): the
+//! per-packet and per-flow cost, where the default mix measures bytes.
 
 use std::env;
 use std::fs::{self, File};
@@ -20,7 +24,9 @@ const LINKTYPE_ETHERNET: u32 = 1;
 const SNAPLEN: u32 = 65535;
 /// 2024-01-01T00:00:00Z.
 const START_NS: i64 = 1_704_067_200_000_000_000;
+/// Connections open at once.
 const ACTIVE_CONNS: usize = 64;
+const ACTIVE_SHORT_CONNS: usize = 4096;
 const POOL: usize = 1 << 18;
 
 /// splitmix64: tiny, fast, deterministic.
@@ -70,6 +76,7 @@ struct Conn {
     remaining: u64,
     unacked: u8,
     requests_left: u8,
+    short: bool,
 }
 
 const SYN: u8 = 0x02;
@@ -94,7 +101,7 @@ fn v6_addr(host: u16) -> [u8; 16] {
 }
 
 impl Conn {
-    fn new(rng: &mut Rng) -> Conn {
+    fn new(rng: &mut Rng, short: bool) -> Conn {
         let v6 = rng.chance(100);
         let cli_host = rng.range(0x0100, 0x7fff) as u16;
         let srv_host = rng.range(0x8000, 0x80ff) as u16; // a few hundred servers
@@ -120,7 +127,8 @@ impl Conn {
             state: State::Syn,
             remaining: 0,
             unacked: 0,
-            requests_left: rng.range(1, 4) as u8,
+            requests_left: if short { 1 } else { rng.range(1, 4) as u8 },
+            short,
         }
     }
 
@@ -353,10 +361,18 @@ fn step(b: &mut Builder, rng: &mut Rng, c: &mut Conn, ident: u16) -> bool {
             c.state = State::Request;
         }
         State::Request => {
-            let len = rng.range(40, 700) as usize;
+            let len = if c.short {
+                rng.range(20, 120)
+            } else {
+                rng.range(40, 700)
+            } as usize;
             b.tcp(rng, c, true, PSH | ACK, c.cseq, c.sseq, len, ident);
             c.cseq = c.cseq.wrapping_add(len as u32);
-            c.remaining = response_size(rng);
+            c.remaining = if c.short {
+                rng.range(20, 160)
+            } else {
+                response_size(rng)
+            };
             c.unacked = 0;
             c.state = State::Response;
         }
@@ -474,7 +490,7 @@ fn icmp_echo(b: &mut Builder, request: bool, host: &[u8; 16], id: u16, seq: u16,
     b.finish_ip(false, 1, 2);
 }
 
-fn generate(path: &str, target: u64) -> io::Result<(u64, u64)> {
+fn generate(path: &str, target: u64, short: bool) -> io::Result<(u64, u64)> {
     let tmp = format!("{path}.tmp");
     let file = File::create(&tmp)?;
     let mut w = PcapWriter::new(
@@ -486,7 +502,12 @@ fn generate(path: &str, target: u64) -> io::Result<(u64, u64)> {
     )?;
     let mut rng = Rng(0x6f70_6865_7263_6170); // "gophercap"-ish seed
     let mut b = Builder::new(&mut rng);
-    let mut conns: Vec<Conn> = (0..ACTIVE_CONNS).map(|_| Conn::new(&mut rng)).collect();
+    let active = if short {
+        ACTIVE_SHORT_CONNS
+    } else {
+        ACTIVE_CONNS
+    };
+    let mut conns: Vec<Conn> = (0..active).map(|_| Conn::new(&mut rng, short)).collect();
     let mut written: u64 = 24;
     let mut packets: u64 = 0;
     let mut ts = START_NS;
@@ -512,9 +533,9 @@ fn generate(path: &str, target: u64) -> io::Result<(u64, u64)> {
         ident = ident.wrapping_add(1);
         let r = rng.next() % 1000;
         if r < 930 {
-            let i = (rng.next() % ACTIVE_CONNS as u64) as usize;
+            let i = (rng.next() % active as u64) as usize;
             if !step(&mut b, &mut rng, &mut conns[i], ident) {
-                conns[i] = Conn::new(&mut rng);
+                conns[i] = Conn::new(&mut rng, short);
             }
             emit!(w, b, ts)?;
         } else if r < 995 {
@@ -556,9 +577,15 @@ fn generate(path: &str, target: u64) -> io::Result<(u64, u64)> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
+    let mut args: Vec<String> = env::args().skip(1).collect();
+    let short = args.first().is_some_and(|a| a == "--short");
+    if short {
+        args.remove(0);
+    }
     if args.is_empty() || args.len() > 2 || args[0].starts_with('-') {
-        eprintln!("usage: gen_bench_capture OUT.pcap [TARGET_BYTES (default 1073741824)]");
+        eprintln!(
+            "usage: gen_bench_capture [--short] OUT.pcap [TARGET_BYTES (default 1073741824)]"
+        );
         return ExitCode::from(2);
     }
     let target: u64 = match args.get(1).map(|s| s.parse()) {
@@ -570,7 +597,7 @@ fn main() -> ExitCode {
         }
     };
     let start = std::time::Instant::now();
-    match generate(&args[0], target) {
+    match generate(&args[0], target, short) {
         Ok((bytes, packets)) => {
             let secs = start.elapsed().as_secs_f64();
             eprintln!(
