@@ -57,7 +57,18 @@ impl<S: Source> Source for MergedSource<S> {
             self.pull(index)?;
         }
         if let Some(index) = self.current.take() {
-            self.pull(index)?;
+            let source = &mut self.sources[index];
+            if source.advance()?
+                && let Some(p) = source.packet()
+            {
+                // Still the earliest (always so with one source): no trip through the heap.
+                let next = Reverse((p.ts_ns, index));
+                if self.heap.peek().is_none_or(|top| next >= *top) {
+                    self.current = Some(index);
+                    return Ok(true);
+                }
+                self.heap.push(next);
+            }
         }
         match self.heap.pop() {
             Some(Reverse((_, index))) => {
