@@ -3,11 +3,14 @@
 //! `max_flows` cost O(1) per packet. Generic over what a consumer stores per flow (TCP analysis
 //! for `flows`, stream reassembly for `http-trace` and `tap`).
 //!
-//! The hasher is std's `RandomState`: seeded per process, so keys from a hostile capture
-//! cannot be chosen to collide.
+//! The index holds only slot numbers (the key lives in the slot), hashed once per packet with
+//! foldhash seeded at random per table: keys from a hostile capture cannot be chosen to
+//! collide without seeing the seed, at a fraction of SipHash's cost per packet.
 
 use super::key::{FlowKey, Side};
-use std::collections::HashMap;
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 /// Why a flow left the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +70,11 @@ pub struct TableConfig {
 
 const NONE: u32 = u32::MAX;
 
-struct Slot<T> {
-    flow: Option<Flow<T>>,
+/// A slot's place in the recency list. Kept apart from the flows, in a dense array: moving a
+/// flow to the front touches its neighbours' links, and with the links inside the (large) flow
+/// records each of those was a cache miss.
+#[derive(Clone, Copy)]
+struct Link {
     /// Toward the most recently seen.
     newer: u32,
     /// Toward the least recently seen.
@@ -77,8 +83,11 @@ struct Slot<T> {
 
 pub struct FlowTable<T> {
     config: TableConfig,
-    index: HashMap<FlowKey, u32>,
-    slots: Vec<Slot<T>>,
+    /// Slot numbers, found by the hash of their flow's key.
+    index: HashTable<u32>,
+    hasher: RandomState,
+    slots: Vec<Option<Flow<T>>>,
+    links: Vec<Link>,
     free: Vec<u32>,
     newest: u32,
     oldest: u32,
@@ -90,8 +99,10 @@ impl<T> FlowTable<T> {
     pub fn new(config: TableConfig) -> Self {
         FlowTable {
             config,
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::default(),
             slots: Vec::new(),
+            links: Vec::new(),
             free: Vec::new(),
             newest: NONE,
             oldest: NONE,
@@ -115,36 +126,54 @@ impl<T> FlowTable<T> {
 
     fn unlink(&mut self, slot: u32) {
         let (newer, older) = {
-            let s = &self.slots[slot as usize];
-            (s.newer, s.older)
+            let l = self.links[slot as usize];
+            (l.newer, l.older)
         };
         match newer {
             NONE => self.newest = older,
-            n => self.slots[n as usize].older = older,
+            n => self.links[n as usize].older = older,
         }
         match older {
             NONE => self.oldest = newer,
-            o => self.slots[o as usize].newer = newer,
+            o => self.links[o as usize].newer = newer,
         }
     }
 
     fn push_newest(&mut self, slot: u32) {
-        self.slots[slot as usize].newer = NONE;
-        self.slots[slot as usize].older = self.newest;
+        self.links[slot as usize] = Link {
+            newer: NONE,
+            older: self.newest,
+        };
         match self.newest {
             NONE => self.oldest = slot,
-            n => self.slots[n as usize].newer = slot,
+            n => self.links[n as usize].newer = slot,
         }
         self.newest = slot;
+    }
+
+    fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The slot holding `key`'s flow.
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&s| {
+                slots[s as usize].as_ref().is_some_and(|f| f.key == *key)
+            })
+            .copied()
     }
 
     fn remove_slot(&mut self, slot: u32) -> Flow<T> {
         self.unlink(slot);
         let flow = self.slots[slot as usize]
-            .flow
             .take()
             .expect("a linked slot holds a flow");
-        self.index.remove(&flow.key);
+        let hash = self.hash(&flow.key);
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
         self.free.push(slot);
         flow
     }
@@ -156,7 +185,6 @@ impl<T> FlowTable<T> {
         };
         while self.oldest != NONE {
             let last = self.slots[self.oldest as usize]
-                .flow
                 .as_ref()
                 .map_or(i64::MAX, |f| f.last_ns);
             if now_ns.saturating_sub(last) <= timeout as i64 {
@@ -177,13 +205,13 @@ impl<T> FlowTable<T> {
         make: impl FnOnce() -> T,
         mut ended: impl FnMut(Flow<T>, EndReason),
     ) -> (&mut Flow<T>, bool) {
-        if let Some(&slot) = self.index.get(&key) {
+        let hash = self.hash(&key);
+        if let Some(slot) = self.find(hash, &key) {
             if self.newest != slot {
                 self.unlink(slot);
                 self.push_newest(slot);
             }
             let flow = self.slots[slot as usize]
-                .flow
                 .as_mut()
                 .expect("an indexed slot holds a flow");
             flow.last_ns = flow.last_ns.max(ts_ns);
@@ -209,22 +237,26 @@ impl<T> FlowTable<T> {
         self.next_id += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize].flow = Some(flow);
+                self.slots[slot as usize] = Some(flow);
                 slot
             }
             None => {
-                self.slots.push(Slot {
-                    flow: Some(flow),
+                self.slots.push(Some(flow));
+                self.links.push(Link {
                     newer: NONE,
                     older: NONE,
                 });
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, slot);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, slot, |&s| {
+            slots[s as usize]
+                .as_ref()
+                .map_or(0, |f| hasher.hash_one(f.key))
+        });
         self.push_newest(slot);
         let flow = self.slots[slot as usize]
-            .flow
             .as_mut()
             .expect("just stored");
         (flow, true)
@@ -232,13 +264,13 @@ impl<T> FlowTable<T> {
 
     /// Look at a flow without touching its place in the recency list.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow<T>> {
-        let slot = *self.index.get(key)?;
-        self.slots[slot as usize].flow.as_ref()
+        let slot = self.find(self.hash(key), key)?;
+        self.slots[slot as usize].as_ref()
     }
 
     /// Take a flow out (a consumer ending it, e.g. before a reused 5-tuple starts anew).
     pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<T>> {
-        let slot = *self.index.get(key)?;
+        let slot = self.find(self.hash(key), key)?;
         Some(self.remove_slot(slot))
     }
 
@@ -254,11 +286,10 @@ impl<T> FlowTable<T> {
     pub fn for_each(&self, mut visit: impl FnMut(&Flow<T>)) {
         let mut slot = self.newest;
         while slot != NONE {
-            let s = &self.slots[slot as usize];
-            if let Some(flow) = &s.flow {
+            if let Some(flow) = &self.slots[slot as usize] {
                 visit(flow);
             }
-            slot = s.older;
+            slot = self.links[slot as usize].older;
         }
     }
 }
