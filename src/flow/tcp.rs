@@ -98,6 +98,8 @@ pub struct TcpTracker {
     /// 14 letters, kept inline so a flow costs no allocation.
     history: [u8; 14],
     history_len: u8,
+    /// The letters already in `history`, a bit each (cheaper than searching it per packet).
+    history_seen: u64,
     syn_at_ns: Option<i64>,
     /// SYN to the client's handshake ACK.
     handshake_rtt_ns: Option<i64>,
@@ -117,8 +119,10 @@ impl TcpTracker {
         } else {
             letter.to_ascii_lowercase()
         } as u8;
+        let bit = 1u64 << (u32::from(c & 0x1f) + if upper { 0 } else { 32 });
         let len = usize::from(self.history_len);
-        if !self.history[..len].contains(&c) && len < self.history.len() {
+        if self.history_seen & bit == 0 && len < self.history.len() {
+            self.history_seen |= bit;
             self.history[len] = c;
             self.history_len += 1;
         }
