@@ -204,3 +204,12 @@ fn guess_client(key: &FlowKey) -> Side {
         Side::A
     }
 }
+#[cfg(test)]
+mod tests {
+    /// A flow table holds millions of these and a packet touches several of their cache lines:
+    /// growing the record is a decision to take with a benchmark, not by accident.
+    #[test]
+    fn a_tracked_flow_stays_within_seven_cache_lines() {
+        assert!(std::mem::size_of::<super::TrackedFlow>() <= 7 * 64);
+    }
+}

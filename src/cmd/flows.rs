@@ -196,7 +196,9 @@ impl FlowRecord {
         let bytes_total = a.ip_bytes + b.ip_bytes;
         let tcp = flow.data.tcp.as_ref();
         let dir = |side: Side| tcp.map(|t| &t.directions[side.index()]);
-        let count = |f: fn(&crate::flow::TcpDirection) -> u64, side| dir(side).map_or(0, f);
+        let count = |f: fn(&crate::flow::TcpDirection) -> u32, side| {
+            dir(side).map_or(0, |d| u64::from(f(d)))
+        };
         // The client's round trip: its SYN to the SYN-ACK, its data to the server's ACK.
         let rtt = flow
             .client
@@ -230,7 +232,7 @@ impl FlowRecord {
             rtt_last_ms: rtt.map(|r| r.last_ns as f64 / 1e6),
             rtt_min_ms: rtt.map(|r| r.min_ns as f64 / 1e6),
             rtt_ewma_ms: rtt.map(|r| r.ewma_ns / 1e6),
-            rtt_samples: rtt.map_or(0, |r| r.samples),
+            rtt_samples: rtt.map_or(0, |r| u64::from(r.samples)),
             id: flow.id,
             vlan: flow.key.vlan,
             first_seen_ns: flow.first_ns,

@@ -256,9 +256,7 @@ impl<T> FlowTable<T> {
                 .map_or(0, |f| hasher.hash_one(f.key))
         });
         self.push_newest(slot);
-        let flow = self.slots[slot as usize]
-            .as_mut()
-            .expect("just stored");
+        let flow = self.slots[slot as usize].as_mut().expect("just stored");
         (flow, true)
     }
 

@@ -44,7 +44,7 @@ fn seq_after(a: u32, b: u32) -> bool {
 /// Round-trip time samples: last, minimum, and an EWMA with α = 1/8 (RFC 6298).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Rtt {
-    pub samples: u64,
+    pub samples: u32,
     pub last_ns: u64,
     pub min_ns: u64,
     pub ewma_ns: f64,
@@ -52,7 +52,7 @@ pub struct Rtt {
 
 impl Rtt {
     fn sample(&mut self, ns: u64) {
-        self.samples += 1;
+        self.samples = self.samples.saturating_add(1);
         self.last_ns = ns;
         if self.samples == 1 {
             self.min_ns = ns;
@@ -67,23 +67,45 @@ impl Rtt {
 /// Data segments waiting for their ACK, for RTT samples (a few, oldest dropped).
 const OUTSTANDING: usize = 4;
 
-/// What one direction sent.
+/// What one direction sent. Laid out small (a flow table holds millions of these, and a
+/// packet touches its direction's fields): plain integers with a flag instead of `Option`s, the
+/// counters in 32 bits (they saturate).
 #[derive(Clone, Debug, Default)]
 pub struct TcpDirection {
-    /// One past the highest sequence number sent (data, SYN and FIN count).
-    highest_end: Option<u32>,
+    /// One past the highest sequence number sent (data, SYN and FIN count), once `seen`.
+    highest_end: u32,
+    /// The last acknowledgement number sent, once `acked`.
+    last_ack: u32,
     highest_at_ns: i64,
-    last_ack: Option<u32>,
     last_window: u16,
     pub window_scale: Option<u8>,
-    pub retransmissions: u64,
-    pub out_of_order: u64,
-    pub duplicate_acks: u64,
-    pub zero_windows: u64,
+    seen: bool,
+    acked: bool,
+    pub retransmissions: u32,
+    pub out_of_order: u32,
+    pub duplicate_acks: u32,
+    pub zero_windows: u32,
     /// RTT measured from this side's segments to the other side's ACKs.
     pub rtt: Rtt,
-    outstanding: [(u32, i64); OUTSTANDING],
-    outstanding_len: usize,
+    /// Data segments waiting for their ACK: where each ends and when it was sent.
+    outstanding_end: [u32; OUTSTANDING],
+    outstanding_at: [i64; OUTSTANDING],
+    outstanding_len: u8,
+}
+
+impl TcpDirection {
+    /// Remember a data segment for an RTT sample when its ACK comes (the oldest goes when full).
+    fn wait_for_ack(&mut self, end: u32, ts_ns: i64) {
+        let mut len = usize::from(self.outstanding_len);
+        if len == OUTSTANDING {
+            self.outstanding_end.copy_within(1.., 0);
+            self.outstanding_at.copy_within(1.., 0);
+            len -= 1;
+        }
+        self.outstanding_end[len] = end;
+        self.outstanding_at[len] = ts_ns;
+        self.outstanding_len = (len + 1) as u8;
+    }
 }
 
 /// The whole connection.
@@ -184,48 +206,45 @@ impl TcpTracker {
         let mut resent = false;
         if len > 0 {
             let end = seq.wrapping_add(len);
-            match d.highest_end {
-                Some(highest) if seq_after(highest, seq) => {
-                    // A keep-alive (one byte or none just below the highest) is neither.
-                    let keep_alive =
-                        payload_len <= 1 && !syn && !fin && seq == highest.wrapping_sub(1);
-                    // Bytes below what was already sent: reordering when they come within a
-                    // round trip of the highest and do not simply repeat the latest segment,
-                    // else a resend after loss (tshark's rule).
-                    if keep_alive {
-                    } else if ts_ns - d.highest_at_ns < window && end != highest {
-                        d.out_of_order += 1;
-                    } else {
-                        d.retransmissions += 1;
-                        resent = true;
-                    }
-                    if seq_after(end, highest) {
-                        d.highest_end = Some(end);
-                        d.highest_at_ns = ts_ns;
-                    }
+            let highest = d.highest_end;
+            if d.seen && seq_after(highest, seq) {
+                // A keep-alive (one byte or none just below the highest) is neither.
+                let keep_alive = payload_len <= 1 && !syn && !fin && seq == highest.wrapping_sub(1);
+                // Bytes below what was already sent: reordering when they come within a
+                // round trip of the highest and do not simply repeat the latest segment,
+                // else a resend after loss (tshark's rule).
+                if keep_alive {
+                } else if ts_ns - d.highest_at_ns < window && end != highest {
+                    d.out_of_order = d.out_of_order.saturating_add(1);
+                } else {
+                    d.retransmissions = d.retransmissions.saturating_add(1);
+                    resent = true;
                 }
-                _ => {
-                    d.highest_end = Some(end);
+                if seq_after(end, highest) {
+                    d.highest_end = end;
                     d.highest_at_ns = ts_ns;
-                    if payload_len > 0 {
-                        let slot = d.outstanding_len % OUTSTANDING;
-                        d.outstanding[slot] = (end, ts_ns);
-                        d.outstanding_len += 1;
-                    }
+                }
+            } else {
+                d.seen = true;
+                d.highest_end = end;
+                d.highest_at_ns = ts_ns;
+                if payload_len > 0 {
+                    d.wait_for_ack(end, ts_ns);
                 }
             }
         }
         let window_field = tcp.window();
         if !syn && !rst && window_field == 0 {
-            d.zero_windows += 1;
+            d.zero_windows = d.zero_windows.saturating_add(1);
         }
         if ack {
             let a = tcp.ack();
             let pure = payload_len == 0 && !syn && !fin && !rst;
-            if pure && d.last_ack == Some(a) && d.last_window == window_field {
-                d.duplicate_acks += 1;
+            if pure && d.acked && d.last_ack == a && d.last_window == window_field {
+                d.duplicate_acks = d.duplicate_acks.saturating_add(1);
             }
-            d.last_ack = Some(a);
+            d.acked = true;
+            d.last_ack = a;
             d.last_window = window_field;
             self.sample_data_rtt(side.other(), a, ts_ns);
         }
@@ -238,21 +257,19 @@ impl TcpTracker {
     /// newest segment it covers (Karn: a segment sent once; retransmitted ranges never enter).
     fn sample_data_rtt(&mut self, side: Side, ack: u32, ts_ns: i64) {
         let d = &mut self.directions[side.index()];
-        let count = d.outstanding_len.min(OUTSTANDING);
         let mut newest: Option<i64> = None;
-        let mut keep = [(0u32, 0i64); OUTSTANDING];
         let mut kept = 0;
-        for i in 0..count {
-            let (end, at) = d.outstanding[i];
-            if !seq_after(end, ack) {
-                newest = Some(newest.map_or(at, |n: i64| n.max(at)));
-            } else {
-                keep[kept] = (end, at);
+        for i in 0..usize::from(d.outstanding_len) {
+            let (end, at) = (d.outstanding_end[i], d.outstanding_at[i]);
+            if seq_after(end, ack) {
+                d.outstanding_end[kept] = end;
+                d.outstanding_at[kept] = at;
                 kept += 1;
+            } else {
+                newest = Some(newest.map_or(at, |n: i64| n.max(at)));
             }
         }
-        d.outstanding = keep;
-        d.outstanding_len = kept;
+        d.outstanding_len = kept as u8;
         if let Some(at) = newest {
             d.rtt.sample((ts_ns - at).max(0) as u64);
         }
