@@ -18,6 +18,8 @@ mod sample;
 mod tracker;
 mod websocket;
 
+#[cfg(test)]
+mod tests;
 
 pub use event::{
     Direction, HttpEvent, HttpMessage, PairedRequest, Peer, Problem, ProblemKind, WebSocketMessage,
