@@ -397,6 +397,18 @@ fn a_content_length_body_cut_by_the_close_is_incomplete_and_state_is_freed() {
 }
 
 #[test]
+fn a_direction_closed_before_any_byte_still_frees_the_connection() {
+    // Found by the http_parser fuzz target: the state made by the client's first bytes did
+    // not know the server had already closed.
+    let mut h = Harness::with_defaults();
+    h.close(S, CloseReason::Fin);
+    h.send(C, b"GET / HTTP/1.1\r\n\r\n");
+    h.close(C, CloseReason::Fin);
+    assert_eq!(h.tracker.open_connections(), 0);
+    assert_eq!(h.messages().len(), 1);
+}
+
+#[test]
 fn gzip_and_deflate_bodies_are_decoded_when_asked() {
     let text = b"The quick brown fox jumps over the lazy dog. ".repeat(50);
     let gz = gzip(&text);

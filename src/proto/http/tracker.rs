@@ -787,9 +787,14 @@ impl<S: HttpSink> StreamHandler for HttpTracker<S> {
     }
 
     fn close(&mut self, connection: &ConnectionInfo, from: Side, reason: CloseReason) {
-        let Some(state) = self.connections.get_mut(&connection.id) else {
-            return;
-        };
+        // A direction may close before the connection carried any byte: the state must
+        // remember it, or the other direction's close would never free the connection.
+        let state = Self::connection(
+            &mut self.connections,
+            &mut self.stats,
+            &self.config,
+            connection,
+        );
         let mut cx = Context {
             config: &self.config,
             sink: &mut self.sink,
