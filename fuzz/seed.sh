@@ -101,6 +101,54 @@ if [ "${#small_pcaps[@]}" -gt 0 ]; then
     done
 fi
 
-for t in pcap_reader pcapng_reader gzip_tar_reader; do
+# HTTP exchanges for http_parser, in its input format: a mode byte (emit's prefix), then steps
+# of [op][length][bytes] where op 0 is client data and 1 server data.
+mkdir -p "$FUZZ/corpus/http_parser"
+# segments SIDE FILE: append FILE's bytes to $TMP/http as data steps of at most 200 bytes.
+segments() {
+    local side=$1 file=$2 size at=0 n
+    size=$(stat -c %s "$file")
+    while [ "$at" -lt "$size" ]; do
+        n=$((size - at))
+        if [ "$n" -gt 200 ]; then n=200; fi
+        printf "\\x$(printf %02x "$side")\\x$(printf %02x "$n")" >>"$TMP/http"
+        tail -c +$((at + 1)) "$file" | head -c "$n" >>"$TMP/http"
+        at=$((at + n))
+    done
+}
+# http_seed MODE_HEX SIDE TEXT [SIDE TEXT...]: TEXT is printf-escaped.
+http_seed() {
+    local mode=$1
+    shift
+    : >"$TMP/http"
+    while [ "$#" -ge 2 ]; do
+        printf "$2" >"$TMP/part"
+        segments "$1" "$TMP/part"
+        shift 2
+    done
+    emit http_parser "$mode" "$TMP/http"
+}
+http_seed 00 0 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\n\r\n' \
+    1 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n'
+http_seed 01 0 'POST /c HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n' \
+    1 'HTTP/1.1 100 Continue\r\n\r\n' 0 '4;x=y\r\nbody\r\n0\r\nT: 1\r\n\r\n' \
+    1 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'
+http_seed 00 0 'GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n' \
+    1 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x01\x03fra\x89\x00\x80\x02gm' \
+    0 '\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58\x88\x82\x01\x02\x03\x04\x02\xea'
+http_seed 01 0 'CONNECT example.com:443 HTTP/1.1\r\n\r\n' 1 'HTTP/1.1 200 Established\r\n\r\n' \
+    0 '\x16\x03\x01\x00\x05hello'
+printf 'compressed body compressed body compressed body' | gzip -c >"$TMP/gz"
+{
+    printf 'HTTP/1.0 200 OK\r\nContent-Encoding: gzip\r\n\r\n'
+    cat "$TMP/gz"
+} >"$TMP/gzresp"
+: >"$TMP/http"
+printf 'GET /gz HTTP/1.0\r\n\r\n' >"$TMP/part"
+segments 0 "$TMP/part"
+segments 1 "$TMP/gzresp"
+emit http_parser 02 "$TMP/http"
+
+for t in pcap_reader pcapng_reader gzip_tar_reader http_parser; do
     echo "$t: $(find "$FUZZ/corpus/$t" -type f | wc -l) files, $(du -sh "$FUZZ/corpus/$t" | cut -f1)"
 done

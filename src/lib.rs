@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod decode;
 pub mod flow;
 pub mod pipeline;
+pub mod proto;
 pub mod reassembly;
 pub mod schedule;
 pub mod sink;
