@@ -6,4 +6,5 @@ pub mod extract;
 pub mod interface;
 #[cfg(all(feature = "live", target_os = "linux"))]
 pub mod packet_socket;
+pub mod post;
 pub mod table;
