@@ -2,7 +2,10 @@
 //! pipeline (decode, flow table, TCP tracking), per-packet lines, and the table exported as
 //! JSON or CSV at the end or streamed as flows expire.
 
-use super::filter::{check_filter, filtered_source};
+#[cfg(feature = "live")]
+use super::capture_input::open_live;
+use super::capture_input::{LiveArgs, open_offline, stop_on_signals};
+use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::analysis::{Alert, AnomalyDetector, PortScanConfig, SynFloodConfig};
 use crate::catalog::format_ts;
@@ -10,8 +13,7 @@ use crate::decode::{Decoded, TcpFlags, Transport};
 use crate::flow::{EndReason, Side, TableConfig};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
 use crate::sink::capture::PcapFile;
-use crate::source::input::{InputError, expand, open_input, open_sources};
-use crate::source::{InputKind, MergedSource, OpenedInput, Packet, Selection, Source};
+use crate::source::{Packet, Source};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
@@ -83,27 +85,8 @@ pub struct FlowsArgs {
     /// No port-scan detection.
     #[arg(long)]
     pub no_port_scan: bool,
-    /// Live capture: bytes kept per packet.
-    #[arg(long, value_name = "N", default_value_t = 262_144)]
-    pub snaplen: i32,
-    /// Live capture: promiscuous mode (the default).
-    #[arg(long, overrides_with = "no_promiscuous")]
-    pub promiscuous: bool,
-    /// Live capture: not promiscuous.
-    #[arg(long, overrides_with = "promiscuous")]
-    pub no_promiscuous: bool,
-    /// Live capture: read timeout in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
-    pub timeout_ms: i32,
-    /// Live capture: kernel buffer in MiB (0 keeps libpcap's default).
-    #[arg(long, value_name = "MB", default_value_t = 0)]
-    pub buffer_size_mb: i32,
-    /// Live capture: hand over each packet at once.
-    #[arg(long, overrides_with = "no_immediate_mode")]
-    pub immediate_mode: bool,
-    /// Live capture: let libpcap batch packets (the default).
-    #[arg(long, overrides_with = "immediate_mode")]
-    pub no_immediate_mode: bool,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Also write each alert as a JSON line here (implies --anomalies).
     #[arg(long, value_name = "PATH")]
     pub alerts_jsonl: Option<PathBuf>,
@@ -594,32 +577,10 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     if !(args.flow_timeout_s.is_finite() && args.flow_timeout_s >= 0.0) {
         return Err(UsageError("--flow-timeout-s must be 0 or more".into()).into());
     }
+    let stop = stop_on_signals()?;
     let source: Box<dyn Source> = match &args.interface {
-        Some(interface) => live_source(args, interface)?,
-        None => {
-            let inputs = expand(&args.inputs, &Selection::default()).map_err(|e| match e {
-                InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
-                InputError::Io { .. } => anyhow::Error::new(e),
-            })?;
-            let mut paths = Vec::new();
-            let mut sources: Vec<Box<dyn Source>> = Vec::new();
-            for input in inputs {
-                match input {
-                    InputKind::File { path, .. } => paths.push(path),
-                    InputKind::Stdin => match open_input(&InputKind::Stdin)? {
-                        OpenedInput::Capture(reader) => sources.push(Box::new(reader)),
-                        OpenedInput::Archive(_) => {
-                            return Err(UsageError(
-                                "flows reads a capture on stdin, not a tarball".into(),
-                            )
-                            .into());
-                        }
-                    },
-                }
-            }
-            sources.extend(open_sources(&paths, &Selection::default())?);
-            filtered_source(Box::new(MergedSource::new(sources)), args.filter.as_deref())
-        }
+        Some(interface) => live_source(args, interface, stop)?,
+        None => open_offline(&args.inputs, args.filter.as_deref(), stop, "flows")?,
     };
     let mut source = source;
     let show_lines = !global.quiet && (args.packets || std::io::stdout().is_terminal());
@@ -777,30 +738,20 @@ fn hex_dump(bytes: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
 
 /// A live interface as the pipeline's source, with the filter compiled into the kernel.
 #[cfg(feature = "live")]
-fn live_source(args: &FlowsArgs, interface: &str) -> anyhow::Result<Box<dyn Source>> {
-    use crate::source::live::{LiveOptions, LiveSource};
-    let filter = args.filter.as_deref();
-    let options = LiveOptions {
-        interface: interface.to_string(),
-        promiscuous: !args.no_promiscuous,
-        snaplen: args.snaplen,
-        buffer_size: args.buffer_size_mb.saturating_mul(1 << 20),
-        timeout_ms: args.timeout_ms,
-        immediate: args.immediate_mode,
-    };
-    let mut source = LiveSource::open(&options)?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
-    }
-    source.stop_on(stop);
-    if let Some(expression) = filter {
-        source.set_filter(expression).map_err(UsageError)?;
-    }
+fn live_source(
+    args: &FlowsArgs,
+    interface: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Box<dyn Source>> {
+    let source = open_live(&args.live, interface, args.filter.as_deref(), stop)?;
     Ok(Box::new(source))
 }
 
 #[cfg(not(feature = "live"))]
-fn live_source(_args: &FlowsArgs, _interface: &str) -> anyhow::Result<Box<dyn Source>> {
+fn live_source(
+    _args: &FlowsArgs,
+    _interface: &str,
+    _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Box<dyn Source>> {
     Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
 }

@@ -1,8 +1,40 @@
 //! Source adapters that change which packets a source lends or when they claim to be: time
-//! bounds (replay's `--time-from`/`--time-to`) and a shift that starts every file at zero
-//! (replay's `--wait-disable`). They wrap any source and copy nothing.
+//! bounds (replay's `--time-from`/`--time-to`), a shift that starts every file at zero
+//! (replay's `--wait-disable`), and a stop on a flag (a signal ends an offline run as it ends a
+//! live one). They wrap any source and copy nothing.
 
 use super::{Packet, Source, SourceError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Ends the source once `flag` is set (checked before every packet).
+pub struct StopOnFlag<S: Source> {
+    inner: S,
+    flag: Arc<AtomicBool>,
+}
+
+impl<S: Source> StopOnFlag<S> {
+    pub fn new(inner: S, flag: Arc<AtomicBool>) -> Self {
+        StopOnFlag { inner, flag }
+    }
+}
+
+impl<S: Source> Source for StopOnFlag<S> {
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        if self.flag.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        self.inner.advance()
+    }
+
+    fn packet(&self) -> Option<Packet<'_>> {
+        self.inner.packet()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
 
 /// Only packets with `from <= ts <= to`; the source ends at the first packet after `to` (a
 /// file that straddles a bound is cut at the packet, not dropped whole).
@@ -137,5 +169,14 @@ mod tests {
     fn start_at_shifts_every_packet() {
         let s = StartAt::new(Times(vec![100, 150, 400], 0), 0);
         assert_eq!(collect(s), [0, 50, 300]);
+    }
+
+    #[test]
+    fn a_set_flag_ends_the_source_before_the_next_packet() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut s = StopOnFlag::new(Times(vec![1, 2, 3], 0), Arc::clone(&flag));
+        assert_eq!(s.next_packet().unwrap().map(|p| p.ts_ns), Some(1));
+        flag.store(true, Ordering::Relaxed);
+        assert!(s.next_packet().unwrap().is_none());
     }
 }
