@@ -87,6 +87,17 @@ pub struct LiveSource {
     has_packet: bool,
     /// Set by a signal handler: the capture ends at the next packet or read timeout.
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    health: Option<Health>,
+}
+
+/// Periodic logs of a long-running capture: libpcap's drop counts, and one warning when no
+/// packet came for a while (a sidecar on the wrong interface or port says so by itself).
+struct Health {
+    every: std::time::Duration,
+    next_report: std::time::Instant,
+    quiet_after: Option<std::time::Duration>,
+    last_packet: std::time::Instant,
+    warned_quiet: bool,
 }
 
 impl LiveSource {
@@ -121,6 +132,7 @@ impl LiveSource {
             orig_len: 0,
             has_packet: false,
             stop: None,
+            health: None,
         })
     }
 
@@ -134,6 +146,56 @@ impl LiveSource {
         self.capture
             .filter(expression, true)
             .map_err(|e| format!("bad filter {expression:?}: {e}"))
+    }
+
+    /// Log libpcap's counters every `every`, and warn once when no packet came for
+    /// `quiet_after` (logged again when packets resume and stop again).
+    pub fn watch_health(
+        &mut self,
+        every: std::time::Duration,
+        quiet_after: Option<std::time::Duration>,
+    ) {
+        let now = std::time::Instant::now();
+        self.health = Some(Health {
+            every,
+            next_report: now + every,
+            quiet_after,
+            last_packet: now,
+            warned_quiet: false,
+        });
+    }
+
+    fn check_health(&mut self, got_packet: bool) {
+        let Some(health) = &mut self.health else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if got_packet {
+            health.last_packet = now;
+            health.warned_quiet = false;
+        } else if let Some(quiet) = health.quiet_after
+            && !health.warned_quiet
+            && now.duration_since(health.last_packet) >= quiet
+        {
+            health.warned_quiet = true;
+            tracing::warn!(
+                interface = %self.name,
+                seconds = quiet.as_secs_f64(),
+                "no packets captured for a while: check the interface, the ports and the filter"
+            );
+        }
+        if now >= health.next_report {
+            health.next_report = now + health.every;
+            if let Ok(s) = self.capture.stats() {
+                tracing::info!(
+                    interface = %self.name,
+                    received = s.received,
+                    dropped = s.dropped,
+                    if_dropped = s.if_dropped,
+                    "capture counters"
+                );
+            }
+        }
     }
 
     /// Packets received and dropped as libpcap counts them.
@@ -168,9 +230,13 @@ impl Source for LiveSource {
                     self.data.clear();
                     self.data.extend_from_slice(packet.data);
                     self.has_packet = true;
+                    self.check_health(true);
                     return Ok(true);
                 }
-                Err(pcap::Error::TimeoutExpired) => continue,
+                Err(pcap::Error::TimeoutExpired) => {
+                    self.check_health(false);
+                    continue;
+                }
                 Err(pcap::Error::NoMorePackets) => return Ok(false),
                 Err(e) => {
                     return Err(SourceError::new(
