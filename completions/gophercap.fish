@@ -33,6 +33,7 @@ complete -c gophercap -n "__fish_gophercap_needs_command" -s h -l help -d 'Print
 complete -c gophercap -n "__fish_gophercap_needs_command" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "http-trace" -d 'HTTP/1.x and WebSocket messages from reassembled TCP, as JSON lines, files or POSTs'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
@@ -98,6 +99,46 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbo
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s i -l interface -d 'Capture live from this interface instead (SIGINT/SIGTERM end it)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s f -l filter -d 'Only packets that match this BPF expression (live with --port and no filter: `tcp port P or ...`)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s c -l count -d 'Stop after this many packets' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l port -d 'HTTP server ports (repeat, or comma-separated): the side with the port is the receiver. Without, HTTP is recognised from the first bytes of each connection' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l output-file -d 'Append messages to this file' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l output-url -d 'POST each message (one JSON object) to this URL; `Authorization: Bearer` from OUTPUT_URL_AUTH_TOKEN' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l format -d 'Output format' -r -f -a "json\t'One JSON object per line (the schema in the README)'
+pretty\t'node_pcap\'s http_trace layout for people: start lines, headers, latency; coloured on a terminal'"
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l method -d 'Only requests whose method matches this regular expression (and their responses)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l host -d 'Only requests whose Host header matches (and their responses)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l url -d 'Only requests whose target (path and query) matches (and their responses)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l user-agent -d 'Only requests whose User-Agent matches (and their responses)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l redact-header -d 'Replace this header\'s values with [REDACTED] (repeat; given, it replaces the default list: Authorization, Proxy-Authorization, Cookie, Set-Cookie)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-header-bytes -d 'Longest message head read; a longer one is reported and skipped' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-body-size -d 'Body bytes kept per message; the rest is counted and `body_truncated` set' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l sample-rate -d 'Share of connections traced (0 to 1), chosen by a hash of the connection\'s endpoints' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-concurrent-connections -d 'Connections followed at once; the least recently active is dropped (and logged)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l connection-idle-timeout-ms -d 'A connection idle this long (packet time offline) is closed' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-reassembly-mb -d 'Bytes all connections together may hold waiting for missing segments' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l no-traffic-warning-s -d 'Live: warn once when no packet came for this many seconds (0: never)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l capture-stats-interval-s -d 'Live: log libpcap\'s received/dropped counters this often' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l grace-period-s -d 'On SIGINT/SIGTERM or at the end, time left for the outputs to drain' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l snaplen -d 'Live capture: bytes kept per packet' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l timeout-ms -d 'Live capture: read timeout in milliseconds' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l buffer-size-mb -d 'Live capture: kernel buffer in MiB (0 keeps libpcap\'s default)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l stdout -d 'Write messages to stdout (the default when no other output is given)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l allow-http -d 'Allow a plain http:// --output-url (https is required otherwise)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l no-redact -d 'Redact nothing'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l decompress -d 'Decode gzip and deflate bodies (Content-Encoding)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l promiscuous -d 'Live capture: promiscuous mode (the default)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l no-promiscuous -d 'Live capture: not promiscuous'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l immediate-mode -d 'Live capture: hand over each packet at once'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l no-immediate-mode -d 'Live capture: let libpcap batch packets (the default)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l dump-json -d 'The catalog `gophercap map --dump-json` wrote: replay its captures' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-suffix -d 'Only files (and tar members) whose name ends with this' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -l file-regexp -d 'Only files (and tar members) whose full path matches this regular expression' -r
@@ -147,9 +188,10 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s 
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s V -l version -d 'Print version'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows replay tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "http-trace" -d 'HTTP/1.x and WebSocket messages from reassembled TCP, as JSON lines, files or POSTs'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -2,9 +2,11 @@
 //! outcomes to exit codes. Subcommands wire sources, the core and sinks together; they hold no
 //! format or protocol logic of their own.
 
+mod capture_input;
 mod config;
 mod filter;
 pub mod flows;
+pub mod http_trace;
 #[cfg(feature = "live")]
 pub mod list_interfaces;
 pub mod map;
@@ -81,6 +83,8 @@ pub enum Command {
     Map(map::MapArgs),
     /// The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV.
     Flows(flows::FlowsArgs),
+    /// HTTP/1.x and WebSocket messages from reassembled TCP, as JSON lines, files or POSTs.
+    HttpTrace(http_trace::HttpTraceArgs),
     /// Replay many captures on one global timeline, onto an interface or into a file.
     Replay(replay::ReplayArgs),
     /// Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory.
@@ -156,6 +160,7 @@ pub fn main() -> i32 {
     let result = match &cli.command {
         Command::Map(args) => map::run(args, &cli.global),
         Command::Flows(args) => flows::run_flows(args, &cli.global),
+        Command::HttpTrace(args) => http_trace::run(args, &cli.global),
         Command::Replay(args) => replay::run(args, &cli.global),
         Command::TarExtract(args) => tar_extract::run(args, &cli.global),
         #[cfg(feature = "live")]
