@@ -604,3 +604,135 @@ fn netscope_configuration_files_work_and_the_command_line_wins() {
         "{stderr}"
     );
 }
+
+/// Duplicate ACKs and zero windows against tshark's `tcp.analysis.duplicate_ack` and
+/// `tcp.analysis.zero_window`, run here on every corpus file with TCP (two tshark processes at
+/// a time). Stated tolerance: totals within 10%, and at least 90% of the files equal on both.
+/// The comparison is printed.
+#[test]
+fn duplicate_acks_and_zero_windows_agree_with_tshark() {
+    let corpus = corpus().expect("../shared/corpus beside the repository");
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("tshark not installed: skipped");
+        return;
+    }
+    let features = std::fs::read_to_string(corpus.join("FEATURES.tsv")).unwrap();
+    let files: Vec<String> = features
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let streams: u64 = f.get(10)?.parse().ok()?;
+            (streams > 0).then(|| f[0].to_string())
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for worker in 0..2 {
+            let (next, results, files, corpus) = (&next, &results, &files, &corpus);
+            scope.spawn(move || {
+                let dir = scratch(&format!("flows-dupack-{worker}"));
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(file) = files.get(i) else { break };
+                    let path = corpus.join(file);
+                    let Some(theirs) = tshark_dup_acks_and_zero_windows(&path) else {
+                        continue;
+                    };
+                    let export = dir.join("f.json");
+                    let out = run(&[
+                        "-q",
+                        "flows",
+                        "--flow-timeout-s",
+                        "0",
+                        "--export-json",
+                        export.to_str().unwrap(),
+                        path.to_str().unwrap(),
+                    ]);
+                    if !matches!(out.status.code(), Some(0 | 1)) {
+                        continue;
+                    }
+                    let records: Vec<serde_json::Value> =
+                        serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+                    let sum = |a: &str, b: &str| {
+                        records
+                            .iter()
+                            .map(|r| r[a].as_u64().unwrap() + r[b].as_u64().unwrap())
+                            .sum::<u64>()
+                    };
+                    let ours = (
+                        sum("duplicate_acks_a_to_b", "duplicate_acks_b_to_a"),
+                        sum("zero_windows_a_to_b", "zero_windows_b_to_a"),
+                    );
+                    results.lock().unwrap().push((file.clone(), ours, theirs));
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let (mut ours, mut theirs) = ((0u64, 0u64), (0u64, 0u64));
+    let mut agreeing = 0;
+    for (file, o, t) in &results {
+        ours = (ours.0 + o.0, ours.1 + o.1);
+        theirs = (theirs.0 + t.0, theirs.1 + t.1);
+        if o == t {
+            agreeing += 1;
+        } else {
+            println!(
+                "  {file}: duplicate ACKs {} (tshark {}), zero windows {} (tshark {})",
+                o.0, t.0, o.1, t.1
+            );
+        }
+    }
+    println!(
+        "duplicate ACKs {} (tshark {}), zero windows {} (tshark {}); {agreeing} of {} files agree exactly",
+        ours.0,
+        theirs.0,
+        ours.1,
+        theirs.1,
+        results.len()
+    );
+    assert!(results.len() >= 80, "only {} files compared", results.len());
+    assert!(theirs.0 > 100, "the corpus has duplicate ACKs");
+    assert!(
+        ours.0.abs_diff(theirs.0) * 100 <= theirs.0 * 10,
+        "duplicate ACKs {ours:?} vs {theirs:?}"
+    );
+    assert!(
+        ours.1.abs_diff(theirs.1) * 100 <= theirs.1.max(1) * 10,
+        "zero windows {ours:?} vs {theirs:?}"
+    );
+    assert!(agreeing * 100 >= results.len() * 90);
+}
+
+/// Frames tshark flags as a duplicate ACK and as a zero window.
+fn tshark_dup_acks_and_zero_windows(path: &Path) -> Option<(u64, u64)> {
+    let out = std::process::Command::new("tshark")
+        .args(["-r", path.to_str()?, "-T", "fields"])
+        .args([
+            "-Y",
+            "tcp.analysis.duplicate_ack or tcp.analysis.zero_window",
+        ])
+        .args([
+            "-e",
+            "tcp.analysis.duplicate_ack",
+            "-e",
+            "tcp.analysis.zero_window",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts = (0, 0);
+    for line in text.lines() {
+        let (dup, zero) = line.split_once('\t').unwrap_or((line, ""));
+        counts.0 += u64::from(!dup.is_empty());
+        counts.1 += u64::from(!zero.is_empty());
+    }
+    Some(counts)
+}

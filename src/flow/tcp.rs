@@ -81,6 +81,8 @@ pub struct TcpDirection {
     pub window_scale: Option<u8>,
     seen: bool,
     acked: bool,
+    /// This side's latest segment was a keep-alive: the other side's ACK to it is no duplicate.
+    sent_keep_alive: bool,
     pub retransmissions: u32,
     pub out_of_order: u32,
     pub duplicate_acks: u32,
@@ -202,7 +204,16 @@ impl TcpTracker {
             self.note(side, 'a');
         }
         let window = self.reorder_window_ns();
+        let answers_keep_alive =
+            std::mem::take(&mut self.directions[side.other().index()].sent_keep_alive);
         let d = &mut self.directions[side.index()];
+        // tshark's keep-alive: at most one byte, one below the next sequence number.
+        d.sent_keep_alive = d.seen
+            && payload_len <= 1
+            && !syn
+            && !fin
+            && !rst
+            && seq == d.highest_end.wrapping_sub(1);
         let mut resent = false;
         if len > 0 {
             let end = seq.wrapping_add(len);
@@ -234,13 +245,24 @@ impl TcpTracker {
             }
         }
         let window_field = tcp.window();
-        if !syn && !rst && window_field == 0 {
+        // tshark's rule: a zero window on a segment without SYN, FIN or RST.
+        if !syn && !fin && !rst && window_field == 0 {
             d.zero_windows = d.zero_windows.saturating_add(1);
         }
         if ack {
             let a = tcp.ack();
             let pure = payload_len == 0 && !syn && !fin && !rst;
-            if pure && d.acked && d.last_ack == a && d.last_window == window_field {
+            // tshark's rule: nothing sent, the same ACK and the same non-zero window, from the
+            // sender's next sequence number (a keep-alive's lower one is not a duplicate).
+            let at_next = !d.seen || seq == d.highest_end;
+            if pure
+                && !answers_keep_alive
+                && d.acked
+                && d.last_ack == a
+                && window_field != 0
+                && d.last_window == window_field
+                && at_next
+            {
                 d.duplicate_acks = d.duplicate_acks.saturating_add(1);
             }
             d.acked = true;
