@@ -239,7 +239,8 @@ impl TcpTracker {
                 d.seen = true;
                 d.highest_end = end;
                 d.highest_at_ns = ts_ns;
-                if payload_len > 0 {
+                // Data and FIN are acknowledged (tshark times both); the SYN is timed apart.
+                if payload_len > 0 || fin {
                     d.wait_for_ack(end, ts_ns);
                 }
             }
