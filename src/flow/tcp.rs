@@ -374,9 +374,9 @@ mod tests {
         feed(&mut t, s, 901, 152, FIN | ACK, 0, 31);
         assert_eq!(t.state, TcpState::Closed);
         let client = &t.directions[c.index()];
-        assert_eq!(client.rtt.samples, 2, "handshake and data→ACK");
-        assert_eq!(client.rtt.min_ns, 10_000_000);
-        assert_eq!(client.rtt.last_ns, 10_000_000);
+        assert_eq!(client.rtt.samples, 3, "handshake, data→ACK and FIN→ACK");
+        assert_eq!(client.rtt.min_ns, 1_000_000);
+        assert_eq!(client.rtt.last_ns, 1_000_000);
         assert_eq!(client.retransmissions + client.out_of_order, 0);
         assert_eq!(t.history(), "ShADaFf");
     }
