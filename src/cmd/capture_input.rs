@@ -6,7 +6,7 @@
 use super::UsageError;
 use super::filter::filtered_source;
 use crate::source::adapt::StopOnFlag;
-use crate::source::input::{InputError, expand, open_input, open_sources};
+use crate::source::input::{InputError, expand, open_sources, open_stdin_until};
 use crate::source::{InputKind, MergedSource, OpenedInput, Selection, Source};
 use clap::Args;
 use std::path::PathBuf;
@@ -65,7 +65,7 @@ pub fn open_offline(
     for input in inputs {
         match input {
             InputKind::File { path, .. } => paths.push(path),
-            InputKind::Stdin => match open_input(&InputKind::Stdin)? {
+            InputKind::Stdin => match open_stdin_until(Arc::clone(&stop))? {
                 OpenedInput::Capture(reader) => sources.push(Box::new(reader)),
                 OpenedInput::Archive(_) => {
                     return Err(UsageError(format!(

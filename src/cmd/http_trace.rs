@@ -824,11 +824,12 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
         evicted: 0,
     };
     let stop = stop_on_signals()?;
-    log_start(args);
     let mut source: Box<dyn Source> = match &args.interface {
         Some(interface) => live_source(args, interface, filter.as_deref(), stop)?,
         None => open_offline(&args.inputs, filter.as_deref(), stop, "http-trace")?,
     };
+    // Only once the capture is open (and filtered): a "capturing" line means packets are seen.
+    log_start(args);
     let config = PipelineConfig {
         table: TableConfig {
             idle_timeout_ns: (args.connection_idle_timeout_ms > 0)

@@ -14,6 +14,8 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Which files of a folder (and members of a tarball) to take.
 #[derive(Clone, Debug, Default)]
@@ -171,6 +173,67 @@ pub fn open_input(input: &InputKind) -> Result<OpenedInput<'static>, SourceError
     match input {
         InputKind::File { path, .. } => open_path(path),
         InputKind::Stdin => open_stream("-".to_string(), Box::new(io::stdin())),
+    }
+}
+
+/// Stdin as [`open_input`] opens it, except that waiting for bytes gives up once `stop` is set
+/// (the stream then ends there). signal-hook installs its handlers with SA_RESTART, so a plain
+/// read() blocked on a pipe whose writer stays open (`tcpdump -w - | gophercap ...`) resumes
+/// after SIGINT and the flag would never be looked at.
+pub fn open_stdin_until(stop: Arc<AtomicBool>) -> Result<OpenedInput<'static>, SourceError> {
+    open_stream("-".to_string(), Box::new(StdinUntil { stop }))
+}
+
+struct StdinUntil {
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for StdinUntil {
+    #[cfg(unix)]
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // Straight from the descriptor: std's buffer in front of it would hide bytes from poll.
+        let fd = io::stdin().as_raw_fd();
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(0);
+            }
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            match unsafe { libc::poll(&mut p, 1, 100) } {
+                0 => continue,
+                r if r < 0 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue; // the signal that set the flag, most likely
+                    }
+                    return Err(e);
+                }
+                _ => {}
+            }
+            // Readable, at its end, or in error.
+            // SAFETY: read writes at most out.len() bytes into out.
+            let n = unsafe { libc::read(fd, out.as_mut_ptr().cast(), out.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR | libc::EAGAIN) => continue,
+                // A closed stdin reads as empty, as std's Stdin has it.
+                Some(libc::EBADF) => return Ok(0),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        io::stdin().read(out)
     }
 }
 

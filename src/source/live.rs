@@ -88,6 +88,8 @@ pub struct LiveSource {
     /// Set by a signal handler: the capture ends at the next packet or read timeout.
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     health: Option<Health>,
+    /// How long one wait for packets lasts before the stop flag and health are looked at.
+    wait_ms: i32,
 }
 
 /// Periodic logs of a long-running capture: libpcap's drop counts, and one warning when no
@@ -115,8 +117,13 @@ impl LiveSource {
         if options.buffer_size > 0 {
             inactive = inactive.buffer_size(options.buffer_size);
         }
+        // Non-blocking, with our own poll(): in blocking mode libpcap on Linux keeps polling
+        // until a packet comes (its read timeout does not return an empty read, and a signal's
+        // EINTR is retried), so on a quiet interface neither SIGTERM nor the no-traffic warning
+        // would ever be looked at.
         let capture = inactive
             .open()
+            .and_then(|c| c.setnonblock())
             .map_err(|e| fail(explain_open_error(&options.interface, &e.to_string())))?;
         // libpcap reports DLT_ values; DLT_RAW (12) is LINKTYPE_RAW (101) in files.
         let link_type = match capture.get_datalink().0 {
@@ -133,6 +140,7 @@ impl LiveSource {
             has_packet: false,
             stop: None,
             health: None,
+            wait_ms: options.timeout_ms.clamp(1, 1000),
         })
     }
 
@@ -234,6 +242,14 @@ impl Source for LiveSource {
                     return Ok(true);
                 }
                 Err(pcap::Error::TimeoutExpired) => {
+                    // Nothing ready: wait for the socket (a signal's EINTR just ends the wait).
+                    let mut fd = libc::pollfd {
+                        fd: std::os::fd::AsRawFd::as_raw_fd(&self.capture),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd for the duration of the call.
+                    unsafe { libc::poll(&mut fd, 1, self.wait_ms) };
                     self.check_health(false);
                     continue;
                 }
