@@ -99,11 +99,13 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-fn init_logging(global: &GlobalArgs) {
+/// `service`: a long-running capture (a sidecar) logs its start, health and stop by default.
+fn init_logging(global: &GlobalArgs, service: bool) {
     let level = if global.quiet {
         "error"
     } else {
         match global.verbose {
+            0 if service => "info",
             0 => "warn",
             1 => "info",
             2 => "debug",
@@ -156,7 +158,8 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    init_logging(&cli.global);
+    let service = matches!(&cli.command, Command::HttpTrace(a) if a.interface.is_some());
+    init_logging(&cli.global, service);
     let result = match &cli.command {
         Command::Map(args) => map::run(args, &cli.global),
         Command::Flows(args) => flows::run_flows(args, &cli.global),
