@@ -510,3 +510,47 @@ fn corpus_http_agrees_with_tshark() {
     assert!(total > 1000, "the corpus has its HTTP captures");
     assert!(found * 100 >= total * 97, "{found} of {total}");
 }
+
+/// Two connections open at once under `--max-concurrent-connections 1`: the second pushes the
+/// first (still open) out, which is logged with its endpoints; what the first had said is
+/// still written.
+#[test]
+fn the_connection_cap_drops_the_least_recent_open_connection_and_logs_it() {
+    let first = http_exchange_ipv4(40001);
+    let second = http_exchange_ipv4(40002);
+    // The first connection up to its FIN, all of the second, then the first's close.
+    let frames: Vec<Vec<u8>> = first[..5]
+        .iter()
+        .chain(&second)
+        .chain(&first[5..])
+        .map(|p| ethernet(&[], ETHERTYPE_IPV4, p))
+        .collect();
+    let dir = scratch("http-trace-cap");
+    let capture = dir.join("two.pcap");
+    write(
+        &capture,
+        &pcap_bytes(
+            1,
+            65535,
+            gophercap::sink::capture::Precision::Micro,
+            false,
+            &timed(frames, T0, 1_000_000),
+        ),
+    );
+    let out = run(&[
+        "http-trace",
+        "--max-concurrent-connections",
+        "1",
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("connection dropped").count(),
+        1,
+        "the first, still open, is dropped once: {stderr}"
+    );
+    assert!(stderr.contains("10.99.0.1:40001"), "{stderr}");
+    let lines = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(lines.lines().count(), 4, "both exchanges written: {lines}");
+}

@@ -630,16 +630,30 @@ struct Trace {
     evicted: u64,
 }
 
-/// Evicted connections logged one by one before only the count goes on.
+/// Open connections dropped by the cap that are logged as warnings (the rest at debug level,
+/// all counted in the summary): a flood must not flood the log.
 const EVICTIONS_LOGGED: u64 = 20;
 
 impl FlowConsumer for Trace {
     fn packet(&mut self, _: &Packet<'_>, _: &Decoded<'_>, _: Option<(&TrackedFlow, Side)>) {}
 
     fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
-        if reason == EndReason::Evicted && flow.key.protocol == 6 {
+        let open = flow.data.tcp.as_ref().is_some_and(|t| {
+            !matches!(
+                t.state,
+                crate::flow::TcpState::Closed | crate::flow::TcpState::Reset
+            )
+        });
+        if reason == EndReason::Evicted && open {
             self.evicted += 1;
-            if self.evicted <= EVICTIONS_LOGGED {
+            if self.evicted > EVICTIONS_LOGGED {
+                tracing::debug!(
+                    connection = flow.id,
+                    a = %format!("{}:{}", flow.key.a.ip, flow.key.a.port),
+                    b = %format!("{}:{}", flow.key.b.ip, flow.key.b.port),
+                    "connection dropped at --max-concurrent-connections"
+                );
+            } else {
                 tracing::warn!(
                     connection = flow.id,
                     a = %format!("{}:{}", flow.key.a.ip, flow.key.a.port),
