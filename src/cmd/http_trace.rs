@@ -743,6 +743,23 @@ fn live_source(
     Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
 }
 
+/// Standard output is a pipe or a socket (a reader downstream waits for each line).
+#[cfg(unix)]
+fn stdout_is_stream() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let stdout = std::io::stdout();
+    let fd = std::os::fd::AsFd::as_fd(&stdout)
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    fd.and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+}
+
+#[cfg(not(unix))]
+fn stdout_is_stream() -> bool {
+    true
+}
+
 fn create_file(path: &PathBuf) -> anyhow::Result<BufWriter<std::fs::File>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -788,9 +805,9 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
     };
     let to_stdout = args.stdout || (args.output_file.is_none() && args.output_url.is_none());
     let terminal = std::io::stdout().is_terminal();
-    // Live (and on a terminal) every message is flushed as it is written; offline to a file or
-    // a pipe the output is block-buffered and flushed at the end.
-    let flush_each = live || terminal;
+    // Line-buffered wherever someone reads as it comes (live, a terminal, a pipe or socket);
+    // into a regular file or /dev/null offline, block-buffered and flushed at the end.
+    let flush_each = live || terminal || stdout_is_stream();
     let stdout: Option<Box<dyn Write>> = to_stdout.then(|| -> Box<dyn Write> {
         if flush_each {
             Box::new(LineWriter::new(std::io::stdout()))
