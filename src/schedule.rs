@@ -102,6 +102,19 @@ pub fn real_time_priority() -> bool {
     false
 }
 
+/// Put the calling thread back under the ordinary policy: threads inherit the real-time one,
+/// and a helper that spins or reads at the sender's priority could hold the sender's CPU.
+pub fn normal_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads `param` and changes only this thread's policy.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        }
+    }
+}
+
 /// Sleep until `deadline`, then spin the last stretch: a sleep alone oversleeps by tens of
 /// microseconds. Returns how late the wait ended (zero when it was already past).
 pub fn wait_until(deadline: Instant, spin: Duration) -> Duration {

@@ -11,12 +11,13 @@ use crate::decode::{DecodeOptions, LinkKind, decode};
 #[cfg(feature = "live")]
 use crate::schedule::wait_until;
 use crate::schedule::{LatenessHistogram, Pace, Timeline};
-use crate::schedule::{real_time_priority, tighten_timer_slack};
+use crate::schedule::{normal_priority, real_time_priority, tighten_timer_slack};
 use crate::sink::capture::PcapFile;
 #[cfg(feature = "live")]
 use crate::sink::interface::Dropped;
 use crate::source::adapt::{StartAt, TimeBounded};
 use crate::source::input::{InputError, expand, open_sources};
+use crate::source::threaded::ThreadedSource;
 use crate::source::{InputKind, MergedSource, Selection, Source};
 use anyhow::Context;
 use clap::Args;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
@@ -336,6 +338,58 @@ fn open_set(options: &ReplayOptions) -> anyhow::Result<MergedSource<Box<dyn Sour
     Ok(MergedSource::new(sources))
 }
 
+/// One pass over the set read on its own thread, ahead of the sender: a refill of a reader's
+/// 1 MiB window (or a page the cache lost) takes from a few hundred microseconds to milliseconds,
+/// and in the sending thread every packet due meanwhile would leave that much late. The thread
+/// stays up to a few batches ahead (see `ThreadedSource`), so such a stall only empties the
+/// queue a little.
+struct ReadAhead {
+    source: ThreadedSource,
+    /// How opening the set went, sent once before the first packet.
+    opened: Receiver<anyhow::Result<()>>,
+}
+
+impl ReadAhead {
+    fn spawn(options: &Arc<ReplayOptions>) -> Self {
+        let options = Arc::clone(options);
+        let (report, opened) = sync_channel(1);
+        let source = ThreadedSource::spawn("replay".into(), move |sender| {
+            normal_priority();
+            let mut merged = match open_set(&options) {
+                Ok(merged) => {
+                    let _ = report.send(Ok(()));
+                    merged
+                }
+                Err(e) => {
+                    let _ = report.send(Err(e));
+                    return Ok(());
+                }
+            };
+            loop {
+                match merged.next_packet() {
+                    Ok(Some(packet)) => {
+                        if !sender.send(&packet) {
+                            return Ok(()); // the replay stopped
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) => tracing::warn!("{e}; the rest of that file is skipped"),
+                }
+            }
+        });
+        ReadAhead { source, opened }
+    }
+
+    /// The pass's packets, once the set is open.
+    fn start(self) -> anyhow::Result<ThreadedSource> {
+        match self.opened.recv() {
+            Ok(Ok(())) => Ok(self.source),
+            Ok(Err(e)) => Err(e),
+            Err(_) => anyhow::bail!("the replay's reader thread ended before opening the set"),
+        }
+    }
+}
+
 /// The set's first and last packet time (after bounds and shifts), from the catalog when it
 /// covers the same stream, else by a pass over the set's times.
 fn set_span(options: &ReplayOptions) -> anyhow::Result<Option<(i64, i64)>> {
@@ -363,7 +417,7 @@ fn set_span(options: &ReplayOptions) -> anyhow::Result<Option<(i64, i64)>> {
 }
 
 pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let options = ReplayOptions::from_args(args)?;
+    let options = Arc::new(ReplayOptions::from_args(args)?);
     let Some((first_ns, last_ns)) = set_span(&options)? else {
         tracing::warn!("nothing to replay: no packets in the set");
         return Ok(Outcome::default());
@@ -416,12 +470,24 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     }
     let mut next_stats = options.stats_interval.map(|i| started + i);
     let mut pass = 0u64;
+    // Timed sends read on another thread, one pass ahead at the seams of a loop; files and top
+    // speed read in line, where nothing waits on a deadline and a copy would only cost.
+    let mut ahead = sleeping.then(|| ReadAhead::spawn(&options));
     'passes: while options.loops.is_none_or(|n| pass < n) {
         if pass > 0 {
             timeline.next_loop(span_ns);
         }
         pass += 1;
-        let mut merged = open_set(&options)?;
+        let mut merged: Box<dyn Source> = match ahead.take() {
+            Some(reader) => {
+                let source = reader.start()?;
+                if options.loops.is_none_or(|n| pass < n) {
+                    ahead = Some(ReadAhead::spawn(&options));
+                }
+                Box::new(source)
+            }
+            None => Box::new(open_set(&options)?),
+        };
         loop {
             if interrupted.load(Ordering::Relaxed) {
                 break 'passes;
