@@ -162,6 +162,16 @@ impl InterfaceSink {
         })
     }
 
+    /// Frames [`Self::queue`] holds, not yet sent.
+    pub fn pending(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        {
+            self.socket.pending()
+        }
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
     /// Send whatever [`Self::queue`] holds.
     pub fn flush(&mut self) -> Result<(), Dropped> {
         #[cfg(target_os = "linux")]
