@@ -611,70 +611,22 @@ fn netscope_configuration_files_work_and_the_command_line_wins() {
 /// The comparison is printed.
 #[test]
 fn duplicate_acks_and_zero_windows_agree_with_tshark() {
-    let corpus = corpus().expect("../shared/corpus beside the repository");
-    if std::process::Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_err()
-    {
-        eprintln!("tshark not installed: skipped");
+    let Some(results) = on_corpus_tcp_files("flows-dupack", |file, path, records| {
+        let theirs = tshark_dup_acks_and_zero_windows(path)?;
+        let sum = |a: &str, b: &str| {
+            records
+                .iter()
+                .map(|r| r[a].as_u64().unwrap() + r[b].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        let ours = (
+            sum("duplicate_acks_a_to_b", "duplicate_acks_b_to_a"),
+            sum("zero_windows_a_to_b", "zero_windows_b_to_a"),
+        );
+        Some((file.to_string(), ours, theirs))
+    }) else {
         return;
-    }
-    let features = std::fs::read_to_string(corpus.join("FEATURES.tsv")).unwrap();
-    let files: Vec<String> = features
-        .lines()
-        .skip(2)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let streams: u64 = f.get(10)?.parse().ok()?;
-            (streams > 0).then(|| f[0].to_string())
-        })
-        .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for worker in 0..2 {
-            let (next, results, files, corpus) = (&next, &results, &files, &corpus);
-            scope.spawn(move || {
-                let dir = scratch(&format!("flows-dupack-{worker}"));
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(file) = files.get(i) else { break };
-                    let path = corpus.join(file);
-                    let Some(theirs) = tshark_dup_acks_and_zero_windows(&path) else {
-                        continue;
-                    };
-                    let export = dir.join("f.json");
-                    let out = run(&[
-                        "-q",
-                        "flows",
-                        "--flow-timeout-s",
-                        "0",
-                        "--export-json",
-                        export.to_str().unwrap(),
-                        path.to_str().unwrap(),
-                    ]);
-                    if !matches!(out.status.code(), Some(0 | 1)) {
-                        continue;
-                    }
-                    let records: Vec<serde_json::Value> =
-                        serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
-                    let sum = |a: &str, b: &str| {
-                        records
-                            .iter()
-                            .map(|r| r[a].as_u64().unwrap() + r[b].as_u64().unwrap())
-                            .sum::<u64>()
-                    };
-                    let ours = (
-                        sum("duplicate_acks_a_to_b", "duplicate_acks_b_to_a"),
-                        sum("zero_windows_a_to_b", "zero_windows_b_to_a"),
-                    );
-                    results.lock().unwrap().push((file.clone(), ours, theirs));
-                }
-            });
-        }
-    });
-    let results = results.into_inner().unwrap();
+    };
     let (mut ours, mut theirs) = ((0u64, 0u64), (0u64, 0u64));
     let mut agreeing = 0;
     for (file, o, t) in &results {
@@ -746,95 +698,55 @@ fn tshark_dup_acks_and_zero_windows(path: &Path) -> Option<(u64, u64)> {
 /// the README's times that are not times) are left out.
 #[test]
 fn client_rtt_agrees_with_tshark() {
-    let corpus = corpus().expect("../shared/corpus beside the repository");
-    if std::process::Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_err()
-    {
-        eprintln!("tshark not installed: skipped");
-        return;
-    }
-    let features = std::fs::read_to_string(corpus.join("FEATURES.tsv")).unwrap();
-    let files: Vec<String> = features
-        .lines()
-        .skip(2)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let streams: u64 = f.get(10)?.parse().ok()?;
-            (streams > 0).then(|| f[0].to_string())
-        })
-        .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new((0usize, 0usize, Vec::new()));
-    std::thread::scope(|scope| {
-        for worker in 0..2 {
-            let (next, results, files, corpus) = (&next, &results, &files, &corpus);
-            scope.spawn(move || {
-                let dir = scratch(&format!("flows-rtt-{worker}"));
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(file) = files.get(i) else { break };
-                    if file.ends_with("pcapng-example.pcapng")
-                        || file.ends_with("tls_DER-incomplete-header.pcap")
-                    {
-                        continue;
-                    }
-                    let path = corpus.join(file);
-                    let Some(theirs) = tshark_min_ack_rtt(&path) else {
-                        continue;
-                    };
-                    let export = dir.join("f.json");
-                    let out = run(&[
-                        "-q",
-                        "flows",
-                        "--flow-timeout-s",
-                        "0",
-                        "--export-json",
-                        export.to_str().unwrap(),
-                        path.to_str().unwrap(),
-                    ]);
-                    if !matches!(out.status.code(), Some(0 | 1)) {
-                        continue;
-                    }
-                    let records: Vec<serde_json::Value> =
-                        serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
-                    let mut ours: HashMap<(String, String), f64> = HashMap::new();
-                    for r in &records {
-                        let (Some(min), Some(client)) =
-                            (r["rtt_min_ms"].as_f64(), r["client"].as_str())
-                        else {
-                            continue;
-                        };
-                        let a = format!(
-                            "{}:{}",
-                            r["endpoint_a_ip"].as_str().unwrap(),
-                            r["endpoint_a_port"]
-                        );
-                        let b = format!(
-                            "{}:{}",
-                            r["endpoint_b_ip"].as_str().unwrap(),
-                            r["endpoint_b_port"]
-                        );
-                        let key = if client == "a" { (b, a) } else { (a, b) };
-                        let e = ours.entry(key).or_insert(f64::MAX);
-                        *e = e.min(min);
-                    }
-                    let mut r = results.lock().unwrap();
-                    for (key, ms) in ours {
-                        let Some(t) = theirs.get(&key) else { continue };
-                        r.1 += 1;
-                        if (ms - t).abs() <= 0.001 {
-                            r.0 += 1;
-                        } else {
-                            r.2.push(format!("  {file} {key:?}: {ms} ms (tshark {t} ms)"));
-                        }
-                    }
-                }
-            });
+    let Some(results) = on_corpus_tcp_files("flows-rtt", |file, path, records| {
+        // Times past the year 2262: see the README's times that are not times.
+        if file.ends_with("pcapng-example.pcapng")
+            || file.ends_with("tls_DER-incomplete-header.pcap")
+        {
+            return None;
         }
-    });
-    let (agreeing, total, misses) = results.into_inner().unwrap();
+        let theirs = tshark_min_ack_rtt(path)?;
+        let mut ours: HashMap<(String, String), f64> = HashMap::new();
+        for r in records {
+            let (Some(min), Some(client)) = (r["rtt_min_ms"].as_f64(), r["client"].as_str()) else {
+                continue;
+            };
+            let a = format!(
+                "{}:{}",
+                r["endpoint_a_ip"].as_str().unwrap(),
+                r["endpoint_a_port"]
+            );
+            let b = format!(
+                "{}:{}",
+                r["endpoint_b_ip"].as_str().unwrap(),
+                r["endpoint_b_port"]
+            );
+            let key = if client == "a" { (b, a) } else { (a, b) };
+            let e = ours.entry(key).or_insert(f64::MAX);
+            *e = e.min(min);
+        }
+        let mut compared = (0usize, 0usize, Vec::new());
+        for (key, ms) in ours {
+            let Some(t) = theirs.get(&key) else { continue };
+            compared.1 += 1;
+            if (ms - t).abs() <= 0.001 {
+                compared.0 += 1;
+            } else {
+                compared
+                    .2
+                    .push(format!("  {file} {key:?}: {ms} ms (tshark {t} ms)"));
+            }
+        }
+        Some(compared)
+    }) else {
+        return;
+    };
+    let (mut agreeing, mut total, mut misses) = (0, 0, Vec::new());
+    for (a, t, m) in results {
+        agreeing += a;
+        total += t;
+        misses.extend(m);
+    }
     println!("{}", misses.join("\n"));
     println!("client RTT: {agreeing} of {total} connections agree with tshark within 1 µs");
     assert!(total >= 200, "only {total} connections compared");
@@ -880,4 +792,65 @@ fn tshark_min_ack_rtt(path: &Path) -> Option<HashMap<(String, String), f64>> {
         *e = e.min(seconds * 1e3);
     }
     Some(min)
+}
+
+/// Every corpus file with TCP (FEATURES.tsv) through `flows --export-json`, two at a time, and
+/// `visit` given the file, its path and our flow records; None when tshark is not installed.
+fn on_corpus_tcp_files<T: Send>(
+    name: &str,
+    visit: impl Fn(&str, &Path, &[serde_json::Value]) -> Option<T> + Sync,
+) -> Option<Vec<T>> {
+    let corpus = corpus().expect("../shared/corpus beside the repository");
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("tshark not installed: skipped");
+        return None;
+    }
+    let features = std::fs::read_to_string(corpus.join("FEATURES.tsv")).unwrap();
+    let files: Vec<String> = features
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let streams: u64 = f.get(10)?.parse().ok()?;
+            (streams > 0).then(|| f[0].to_string())
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for worker in 0..2 {
+            let (next, results, files, corpus, visit) = (&next, &results, &files, &corpus, &visit);
+            scope.spawn(move || {
+                let dir = scratch(&format!("{name}-{worker}"));
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(file) = files.get(i) else { break };
+                    let path = corpus.join(file);
+                    let export = dir.join("f.json");
+                    let out = run(&[
+                        "-q",
+                        "flows",
+                        "--flow-timeout-s",
+                        "0",
+                        "--export-json",
+                        export.to_str().unwrap(),
+                        path.to_str().unwrap(),
+                    ]);
+                    if !matches!(out.status.code(), Some(0 | 1)) {
+                        continue;
+                    }
+                    let records: Vec<serde_json::Value> =
+                        serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+                    if let Some(result) = visit(file, &path, &records) {
+                        results.lock().unwrap().push(result);
+                    }
+                }
+            });
+        }
+    });
+    Some(results.into_inner().unwrap())
 }
