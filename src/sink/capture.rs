@@ -86,6 +86,10 @@ impl<W: Write> PcapWriter<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
 }
 
 /// A pcapng writer (little-endian, one section).
@@ -171,6 +175,10 @@ impl<W: Write> PcapngWriter<W> {
 
     pub fn into_inner(self) -> W {
         self.out
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 }
 

@@ -7,4 +7,5 @@ pub mod interface;
 #[cfg(all(feature = "live", target_os = "linux"))]
 pub mod packet_socket;
 pub mod post;
+pub mod recorder;
 pub mod table;
