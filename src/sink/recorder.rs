@@ -343,7 +343,11 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => self.flush_all(false),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if self.config.sync && matches!(rx.try_recv(), Err(_)) {
+            // Everything already queued, then (with `sync`) to disk while the queue is empty.
+            while let Ok(message) = rx.try_recv() {
+                self.handle(message);
+            }
+            if self.config.sync {
                 self.flush_all(true);
             }
         }
