@@ -313,6 +313,14 @@ pub fn apply_config_file(
     let Some(path) = config_path(&args) else {
         return Ok(args);
     };
+    // `tap --config` is Stethoscope's JSON5 configuration, which tap reads itself.
+    let subcommand = args
+        .iter()
+        .skip(1)
+        .find_map(|a| command.find_subcommand(a.to_string_lossy().as_ref()));
+    if subcommand.is_some_and(|s| s.get_name() == "tap") {
+        return Ok(args);
+    }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     let table: toml::Table = text

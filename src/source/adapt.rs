@@ -1,11 +1,13 @@
 //! Source adapters that change which packets a source lends or when they claim to be: time
 //! bounds (replay's `--time-from`/`--time-to`), a shift that starts every file at zero
-//! (replay's `--wait-disable`), and a stop on a flag (a signal ends an offline run as it ends a
-//! live one). They wrap any source and copy nothing.
+//! (replay's `--wait-disable`), a stop on a flag (a signal ends an offline run as it ends a
+//! live one), and pacing in packet time (tap's `--pace`: a capture behaves as if live). They
+//! wrap any source and copy nothing.
 
 use super::{Packet, Source, SourceError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Ends the source once `flag` is set (checked before every packet).
 pub struct StopOnFlag<S: Source> {
@@ -122,6 +124,60 @@ impl<S: Source> Source for StartAt<S> {
     }
 }
 
+/// Lends each packet no earlier than its offset from the first one, on the monotonic clock:
+/// absolute deadlines, so the pace does not drift. A sleep is cut into short slices so that
+/// `stop` (a signal) ends a long gap at once.
+pub struct Paced<S: Source> {
+    inner: S,
+    stop: Arc<AtomicBool>,
+    origin: Option<(Instant, i64)>,
+}
+
+impl<S: Source> Paced<S> {
+    pub fn new(inner: S, stop: Arc<AtomicBool>) -> Self {
+        Paced {
+            inner,
+            stop,
+            origin: None,
+        }
+    }
+}
+
+/// The longest a pacing sleep lasts before looking at the stop flag again.
+const PACE_SLICE: Duration = Duration::from_millis(50);
+
+impl<S: Source> Source for Paced<S> {
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        if !self.inner.advance()? {
+            return Ok(false);
+        }
+        let Some(ts) = self.inner.packet().map(|p| p.ts_ns) else {
+            return Ok(true);
+        };
+        let (start, first_ns) = *self.origin.get_or_insert((Instant::now(), ts));
+        let offset = Duration::from_nanos(ts.saturating_sub(first_ns).max(0) as u64);
+        let due = start + offset;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let now = Instant::now();
+            if now >= due {
+                return Ok(true);
+            }
+            std::thread::sleep((due - now).min(PACE_SLICE));
+        }
+    }
+
+    fn packet(&self) -> Option<Packet<'_>> {
+        self.inner.packet()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +234,24 @@ mod tests {
         assert_eq!(s.next_packet().unwrap().map(|p| p.ts_ns), Some(1));
         flag.store(true, Ordering::Relaxed);
         assert!(s.next_packet().unwrap().is_none());
+    }
+
+    #[test]
+    fn paced_lends_packets_at_their_offsets_and_a_stop_ends_a_gap() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ms = 1_000_000;
+        let start = Instant::now();
+        let times = collect(Paced::new(
+            Times(vec![5 * ms, 35 * ms, 65 * ms], 0),
+            Arc::clone(&stop),
+        ));
+        assert_eq!(times, [5 * ms, 35 * ms, 65 * ms]);
+        assert!(start.elapsed() >= Duration::from_millis(60));
+        stop.store(true, Ordering::Relaxed);
+        let hour = 3_600_000 * ms;
+        let start = Instant::now();
+        let mut paced = Paced::new(Times(vec![0, hour], 0), stop);
+        assert!(paced.next_packet().unwrap().is_none());
+        assert!(start.elapsed() < Duration::from_secs(60));
     }
 }
