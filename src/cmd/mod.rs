@@ -12,6 +12,7 @@ pub mod list_interfaces;
 pub mod map;
 mod output;
 pub mod replay;
+pub mod tap;
 pub mod tar_extract;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
