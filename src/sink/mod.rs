@@ -1,6 +1,7 @@
 //! Where results go. Each sink takes plain data and knows nothing of the consumer feeding it.
 
 pub mod capture;
+pub mod control;
 pub mod extract;
 #[cfg(feature = "live")]
 pub mod interface;
