@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod control;
 pub mod extract;
+pub mod forward;
 #[cfg(feature = "live")]
 pub mod interface;
 #[cfg(all(feature = "live", target_os = "linux"))]
