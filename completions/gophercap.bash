@@ -34,6 +34,9 @@ _gophercap() {
             gophercap,replay)
                 cmd="gophercap__subcmd__replay"
                 ;;
+            gophercap,tap)
+                cmd="gophercap__subcmd__tap"
+                ;;
             gophercap,tar-extract)
                 cmd="gophercap__subcmd__tar__subcmd__extract"
                 ;;
@@ -55,6 +58,9 @@ _gophercap() {
             gophercap__subcmd__help,replay)
                 cmd="gophercap__subcmd__help__subcmd__replay"
                 ;;
+            gophercap__subcmd__help,tap)
+                cmd="gophercap__subcmd__help__subcmd__tap"
+                ;;
             gophercap__subcmd__help,tar-extract)
                 cmd="gophercap__subcmd__help__subcmd__tar__subcmd__extract"
                 ;;
@@ -65,7 +71,7 @@ _gophercap() {
 
     case "${cmd}" in
         gophercap)
-            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map flows http-trace replay tar-extract list-interfaces help"
+            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map flows http-trace replay tap tar-extract list-interfaces help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,7 +219,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help)
-            opts="map flows http-trace replay tar-extract list-interfaces help"
+            opts="map flows http-trace replay tap tar-extract list-interfaces help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +303,20 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__help__subcmd__tap)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -594,6 +614,48 @@ _gophercap() {
                     return 0
                     ;;
                 --stats-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__tap)
+            opts="-r -i -v -q -h -V --example-config --check-config --read --pace --interface --log-level --verbose --quiet --log-format --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --read)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

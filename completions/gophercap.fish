@@ -35,6 +35,7 @@ complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "map" -d 'Metada
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "http-trace" -d 'HTTP/1.x and WebSocket messages from reassembled TCP, as JSON lines, files or POSTs'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
+complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "tap" -d 'Reassembled TCP sessions forwarded to sockets and captures, with a control plane'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
 complete -c gophercap -n "__fish_gophercap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -165,6 +166,19 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s v -l verb
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s r -l read -d 'Read captures, folders or tarballs instead of capturing live (`-` for stdin)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s i -l interface -d 'Live: the interface, instead of the configuration\'s io.input.capture.iface' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l log-level -d 'Console log level (trace, debug, info, warn, error), instead of the configuration\'s logging.console.verbosity' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l example-config -d 'Print a commented example configuration (JSON5, Stethoscope\'s keys) and exit'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l check-config -d 'Validate the configuration (as for live capture, unless --read is given) and exit'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l pace -d 'With --read: deliver packets at the pace they were captured, as if live (the capture then never waits for a consumer). Without it, as fast as the consumers accept'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l in-tarball -d 'The archive (.tar, .tar.gz, .tgz; `-` reads stdin)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l out-dir -d 'Where members are written, under their relative paths' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand tar-extract" -l file-regexp -d 'Only members whose full path in the archive matches this regular expression' -r
@@ -188,10 +202,11 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s 
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s h -l help -d 'Print help'
 complete -c gophercap -n "__fish_gophercap_using_subcommand list-interfaces" -s V -l version -d 'Print version'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "http-trace" -d 'HTTP/1.x and WebSocket messages from reassembled TCP, as JSON lines, files or POSTs'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
-complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "map" -d 'Metadata of every capture in files, folders and tarballs, in parallel, as JSON'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "flows" -d 'The flow table: per-packet lines, TCP state and analysis, exported as JSON or CSV'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "http-trace" -d 'HTTP/1.x and WebSocket messages from reassembled TCP, as JSON lines, files or POSTs'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "replay" -d 'Replay many captures on one global timeline, onto an interface or into a file'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "tap" -d 'Reassembled TCP sessions forwarded to sockets and captures, with a control plane'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "tar-extract" -d 'Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "list-interfaces" -d 'Interfaces that live capture can open'
+complete -c gophercap -n "__fish_gophercap_using_subcommand help; and not __fish_seen_subcommand_from map flows http-trace replay tap tar-extract list-interfaces help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

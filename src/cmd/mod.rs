@@ -88,6 +88,8 @@ pub enum Command {
     HttpTrace(http_trace::HttpTraceArgs),
     /// Replay many captures on one global timeline, onto an interface or into a file.
     Replay(replay::ReplayArgs),
+    /// Reassembled TCP sessions forwarded to sockets and captures, with a control plane.
+    Tap(tap::TapArgs),
     /// Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory.
     TarExtract(tar_extract::TarExtractArgs),
     /// Interfaces that live capture can open.
@@ -160,12 +162,16 @@ pub fn main() -> i32 {
         }
     };
     let service = matches!(&cli.command, Command::HttpTrace(a) if a.interface.is_some());
-    init_logging(&cli.global, service);
+    // tap sets up its logging from its own configuration.
+    if !matches!(&cli.command, Command::Tap(_)) {
+        init_logging(&cli.global, service);
+    }
     let result = match &cli.command {
         Command::Map(args) => map::run(args, &cli.global),
         Command::Flows(args) => flows::run_flows(args, &cli.global),
         Command::HttpTrace(args) => http_trace::run(args, &cli.global),
         Command::Replay(args) => replay::run(args, &cli.global),
+        Command::Tap(args) => tap::run(args, &cli.global),
         Command::TarExtract(args) => tar_extract::run(args, &cli.global),
         #[cfg(feature = "live")]
         Command::ListInterfaces(args) => list_interfaces::run(args),

@@ -92,6 +92,16 @@ impl Counters {
     }
 }
 
+/// A handle on a recorder's counters.
+#[derive(Clone)]
+pub struct RecorderCounters(Arc<Counters>);
+
+impl RecorderCounters {
+    pub fn snapshot(&self) -> RecorderStats {
+        self.0.snapshot()
+    }
+}
+
 enum Message {
     Packet {
         session: u64,
@@ -202,6 +212,11 @@ impl PacketRecorder {
 
     pub fn stats(&self) -> RecorderStats {
         self.counters.snapshot()
+    }
+
+    /// The counters, readable from other threads while the recorder runs.
+    pub fn counters(&self) -> RecorderCounters {
+        RecorderCounters(Arc::clone(&self.counters))
     }
 
     /// Write what is queued, close every file, stop the writer.
