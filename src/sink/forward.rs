@@ -12,8 +12,11 @@
 //! `pending`. A chunk is kept or dropped whole, never split.
 //!
 //! Wakeups are batched: `send` wakes the writer only when it waits on an empty buffer; the writer
-//! then lets data gather for up to [`FLUSH_DELAY`] unless a batch fills first. At 1.4 KB per chunk
-//! that is two wakeups per batch instead of one per chunk, for at most ~2 ms of added latency.
+//! then lets data gather for up to the limits' `flush_delay` ([`FLUSH_DELAY`] live) unless a batch
+//! fills first. At 1.4 KB per chunk that is two wakeups per batch instead of one per chunk, for at
+//! most ~2 ms of added latency. When hundreds of streams share the input, each one's chunks come
+//! too far apart to gather in 2 ms; a reader of files that wants throughput, not latency, gives a
+//! longer delay so that writes stay large.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -26,11 +29,11 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-/// Pending bytes that make the writer write at once instead of after [`FLUSH_DELAY`] (half the
+/// Pending bytes that make the writer write at once instead of after the flush delay (half the
 /// output buffer when that is smaller).
 pub const BATCH_BYTES: usize = 64 * 1024;
 
-/// How long the writer lets a small amount of data gather before writing it.
+/// How long the writer lets a small amount of data gather before writing it, for live use.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(2);
 
 /// The most one write call is given: written bytes are counted, and buffer room freed, after each
@@ -98,6 +101,8 @@ pub struct ForwardLimits {
     pub max_buffer_bytes: usize,
     /// A write blocked longer than this is reported as a stall (the consumer stopped reading).
     pub stall_after: Option<Duration>,
+    /// How long a small amount of data may gather before it is written.
+    pub flush_delay: Duration,
 }
 
 /// What happened to a forwarder, for the caller to log or announce.
@@ -821,7 +826,7 @@ impl Worker {
                 state = shared.lock();
             }
         }
-        let flush_at = Instant::now() + FLUSH_DELAY;
+        let flush_at = Instant::now() + shared.limits.flush_delay;
         while state.pending.len() < shared.batch_bytes && !state.finishing && !state.stopping {
             let now = Instant::now();
             if now >= flush_at {
@@ -1073,6 +1078,7 @@ mod tests {
             startup_bytes,
             max_buffer_bytes,
             stall_after: None,
+            flush_delay: FLUSH_DELAY,
         }
     }
 
@@ -1493,6 +1499,7 @@ mod tests {
             listener,
             ForwardLimits {
                 stall_after: Some(Duration::from_millis(100)),
+                flush_delay: FLUSH_DELAY,
                 ..limits(0, 1 << 20)
             },
             events,

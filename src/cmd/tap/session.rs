@@ -12,7 +12,7 @@ use crate::pipeline::{FlowConsumer, TrackedFlow};
 use crate::reassembly::{CloseReason, ConnectionInfo, StreamHandler};
 use crate::sink::control::Category;
 use crate::sink::forward::{
-    DropReason, ForwardEvent, ForwardLimits, ForwardStats, Forwarder, PortAllocator,
+    DropReason, FLUSH_DELAY, ForwardEvent, ForwardLimits, ForwardStats, Forwarder, PortAllocator,
 };
 use crate::sink::recorder::{PacketRecorder, RecorderCounters};
 use crate::source::Packet;
@@ -342,6 +342,11 @@ impl DropTotals {
     }
 }
 
+/// How long bytes may gather before a write when the input is a file read as fast as the
+/// consumers accept: nobody watches in real time, and hundreds of concurrent streams each get
+/// a chunk only every few milliseconds, so a short delay would mean a write per chunk.
+const BATCH_FLUSH_DELAY: Duration = Duration::from_millis(250);
+
 /// Where and how sessions' outputs are made.
 pub struct OutputPlan {
     pub listener_stall: Option<Duration>,
@@ -569,6 +574,11 @@ impl Tap {
             startup_bytes: self.plan.startup_bytes[direction.index()],
             max_buffer_bytes: self.plan.max_buffer_bytes,
             stall_after: stall,
+            flush_delay: if self.plan.wait_for_consumers.is_some() {
+                BATCH_FLUSH_DELAY
+            } else {
+                FLUSH_DELAY
+            },
         }
     }
 
