@@ -605,6 +605,13 @@ fn report(
             o.write_error,
             o.abandoned,
         );
+        let without_ports = get(&t.sessions_without_ports);
+        if without_ports > 0 {
+            eprintln!(
+                "tap: {without_ports} sessions got no listener ports (the range was in use): \
+                 their bytes went to no listener"
+            );
+        }
         if let Some(r) = recorder {
             eprintln!(
                 "tap: pcap {} packets written in {} files, {} dropped (queue full), {} \
