@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+/// Plumbing for the tests that capture live between network namespaces.
+pub mod live;
+
 use gophercap::sink::capture::{PcapWriter, PcapngWriter, Precision};
 use std::io::Write;
 use std::path::{Path, PathBuf};
