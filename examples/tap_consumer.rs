@@ -1,33 +1,16 @@
 //! A downstream consumer for the `tap` section of `bench/run`: listens on two ports (tap's
 //! connector dials one per direction for every session), reads every connection to its end
-//! and throws the bytes away, and when it gets SIGTERM or stdin closes prints what it read:
-//! `connections=N bytes=N`.
+//! and throws the bytes away, and when its stdin closes prints what it read:
+//! `connections=N bytes=N`. One thread polls every socket, so hundreds of concurrent sessions
+//! cost it no scheduling: the consumer must not be what the benchmark measures.
 //!
 //! Usage: `cargo run --release --example tap_consumer -- REQUESTS_PORT RESPONSES_PORT`
 //! (0 picks free ports; the ports are printed first as `ports=REQ,RESP`).
 
-use std::io::{self, Read, Write};
-use std::net::TcpListener;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-fn serve(listener: TcpListener, bytes: Arc<AtomicU64>, connections: Arc<AtomicU64>) {
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        connections.fetch_add(1, Ordering::Relaxed);
-        let bytes = Arc::clone(&bytes);
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 256 * 1024];
-            while let Ok(n) = stream.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
-        });
-    }
-}
 
 fn main() -> ExitCode {
     let ports: Vec<u16> = std::env::args()
@@ -38,29 +21,84 @@ fn main() -> ExitCode {
         eprintln!("usage: tap_consumer REQUESTS_PORT RESPONSES_PORT");
         return ExitCode::from(2);
     }
-    let bytes = Arc::new(AtomicU64::new(0));
-    let connections = Arc::new(AtomicU64::new(0));
-    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
     for port in ports {
-        let listener = match TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => l,
+        match TcpListener::bind(("127.0.0.1", port)).and_then(|l| {
+            l.set_nonblocking(true)?;
+            Ok(l)
+        }) {
+            Ok(l) => listeners.push(l),
             Err(e) => {
                 eprintln!("tap_consumer: cannot listen on port {port}: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        bound.push(listener.local_addr().map_or(0, |a| a.port()));
-        let (b, c) = (Arc::clone(&bytes), Arc::clone(&connections));
-        std::thread::spawn(move || serve(listener, b, c));
+        }
     }
+    let bound: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().map_or(0, |a| a.port()))
+        .collect();
     println!("ports={},{}", bound[0], bound[1]);
     let _ = io::stdout().flush();
-    // Runs until stdin ends (the bench closes it once tap has finished).
-    let _ = io::copy(&mut io::stdin(), &mut io::sink());
-    println!(
-        "connections={} bytes={}",
-        connections.load(Ordering::Relaxed),
-        bytes.load(Ordering::Relaxed)
-    );
+    let mut connections: Vec<TcpStream> = Vec::new();
+    let (mut accepted, mut bytes) = (0u64, 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut stdin_open = true;
+    // Runs until stdin ends (the bench closes it once tap has finished) and every connection
+    // has been read to its end.
+    while stdin_open || !connections.is_empty() {
+        let mut fds: Vec<libc::pollfd> = listeners
+            .iter()
+            .map(|l| l.as_raw_fd())
+            .chain(connections.iter().map(|c| c.as_raw_fd()))
+            .chain(stdin_open.then_some(0))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid array of pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        if ready <= 0 {
+            continue;
+        }
+        if stdin_open && fds.last().is_some_and(|p| p.revents != 0) {
+            let mut scratch = [0u8; 4096];
+            if matches!(io::stdin().read(&mut scratch), Ok(0) | Err(_)) {
+                stdin_open = false;
+            }
+        }
+        let readable: Vec<bool> = fds[listeners.len()..listeners.len() + connections.len()]
+            .iter()
+            .map(|p| p.revents != 0)
+            .collect();
+        let mut open = Vec::with_capacity(connections.len());
+        for (mut c, ready) in connections.drain(..).zip(readable) {
+            let mut keep = true;
+            while keep && ready {
+                match c.read(&mut buf) {
+                    Ok(0) => keep = false,
+                    Ok(n) => bytes += n as u64,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => keep = false,
+                }
+            }
+            if keep {
+                open.push(c);
+            }
+        }
+        connections = open;
+        for l in &listeners {
+            while let Ok((c, _)) = l.accept() {
+                if c.set_nonblocking(true).is_ok() {
+                    accepted += 1;
+                    connections.push(c);
+                }
+            }
+        }
+    }
+    println!("connections={accepted} bytes={bytes}");
     ExitCode::SUCCESS
 }

@@ -787,25 +787,22 @@ fn the_control_plane_answers_every_command_and_streams_every_category() {
     all.until(&mut a, Duration::from_secs(10), |v| v["cmd"] == "ping");
     sessions_only.until(&mut b, Duration::from_secs(10), |v| v["type"] == "hello");
 
-    // The big upload's session, while it runs: listed, fetched, then closed from here.
-    let is_upload_open = |v: &Value| {
-        v["event"] == "open"
-            && v["requester"]
+    // The big upload's session, while it runs: listed (it may have opened before this client
+    // connected), fetched, then closed from here.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let listed = all.reply(&mut a, r#"{"cmd":"list_sessions"}"#);
+        let upload = listed["sessions"].as_array().unwrap().iter().find(|s| {
+            s["requester"]
                 .as_str()
                 .is_some_and(|r| r.ends_with(":42001"))
+        });
+        if let Some(session) = upload {
+            break session["id"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no upload session in {listed}");
+        std::thread::sleep(Duration::from_millis(20));
     };
-    let opened = all.seen_or_until(&mut a, Duration::from_secs(20), is_upload_open);
-    let id = opened["session"].as_u64().unwrap();
-    // Its ports may have been announced before the subscription: the session says them too.
-    let listed = all.reply(&mut a, r#"{"cmd":"list_sessions"}"#);
-    assert!(
-        listed["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["id"] == id),
-        "{listed}"
-    );
     let got = all.reply(&mut a, &format!(r#"{{"cmd":"get_session","id":{id}}}"#));
     assert_eq!(got["session"]["state"], "open", "{got}");
     let requests_port = got["session"]["ports"]["requests"].as_u64().unwrap() as u16;
@@ -814,6 +811,23 @@ fn the_control_plane_answers_every_command_and_streams_every_category() {
     all.seen_or_until(&mut a, Duration::from_secs(10), |v| {
         v["cat"] == "output" && v["event"] == "connected" && v["session"] == id
     });
+    // Closed only once the consumer got some of the upload (its startup buffer at least).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = all.reply(&mut a, &format!(r#"{{"cmd":"get_session","id":{id}}}"#));
+        let requests = got["session"]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["direction"] == "requests")
+            .map(|o| o["stats"]["delivered"].as_u64().unwrap())
+            .unwrap();
+        if requests > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing delivered: {got}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let stats = all.reply(&mut a, r#"{"cmd":"stats"}"#);
     assert!(stats["stats"]["packets"].as_u64().unwrap() > 0, "{stats}");
     let closed = all.reply(&mut a, &format!(r#"{{"cmd":"close_session","id":{id}}}"#));

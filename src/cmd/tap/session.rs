@@ -413,7 +413,8 @@ pub struct Tap {
     registry: Arc<Registry>,
     events: Events,
     recorder: Option<PacketRecorder>,
-    sessions: HashMap<u64, Tapped>,
+    /// By flow id (looked up for every chunk: a fast hash).
+    sessions: HashMap<u64, Tapped, foldhash::fast::RandomState>,
     /// Sessions whose outputs are draining, on their own threads.
     closing: Vec<JoinHandle<()>>,
 }
@@ -444,7 +445,7 @@ impl Tap {
             registry,
             events,
             recorder,
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             closing: Vec::new(),
         }
     }
