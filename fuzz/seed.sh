@@ -149,6 +149,15 @@ segments 0 "$TMP/part"
 segments 1 "$TMP/gzresp"
 emit http_parser 02 "$TMP/http"
 
-for t in pcap_reader pcapng_reader gzip_tar_reader http_parser; do
+# tap_control: control-plane lines and tap configurations (the example and the tests' shapes).
+mkdir -p "$FUZZ/corpus/tap_control"
+printf 'ping\n{"cmd":"subscribe","cats":["session","flow"],"req":1}\nget_session 7\nclose_session x\n' \
+    >"$FUZZ/corpus/tap_control/seed-commands"
+(cd "$ROOT" && cargo run -q -- tap --example-config) >"$FUZZ/corpus/tap_control/seed-example" ||
+    rm -f "$FUZZ/corpus/tap_control/seed-example"
+printf '{ io: { input: { capture: {\n# a comment\n local_ip: "::1", remote_ip: "::2", remote_port: 21,\n bpf-filter: "port {remote_port}" } },\n output: { listner: { enabled: true, port_range_start: 0, port_range_end: 0 } } } }\n' \
+    >"$FUZZ/corpus/tap_control/seed-config"
+
+for t in pcap_reader pcapng_reader gzip_tar_reader http_parser tap_control; do
     echo "$t: $(find "$FUZZ/corpus/$t" -type f | wc -l) files, $(du -sh "$FUZZ/corpus/$t" | cut -f1)"
 done

@@ -468,16 +468,18 @@ fn reply_line(
 }
 
 /// A request that can be answered: its command and the whole request object.
-struct Request {
-    cmd: String,
-    fields: Map<String, Value>,
+#[derive(Debug)]
+pub struct Request {
+    pub cmd: String,
+    pub fields: Map<String, Value>,
 }
 
 /// A line that is no request; answered with an error reply carrying what could be read of it.
-struct Rejected {
-    cmd: Option<String>,
-    req: Option<Value>,
-    error: String,
+#[derive(Debug)]
+pub struct Rejected {
+    pub cmd: Option<String>,
+    pub req: Option<Value>,
+    pub error: String,
 }
 
 impl Rejected {
@@ -490,8 +492,9 @@ impl Rejected {
     }
 }
 
-/// Reads a trimmed, non-empty line: a JSON object when it starts with `{`, else words.
-fn parse_request(text: &str) -> Result<Request, Rejected> {
+/// Reads a trimmed, non-empty line: a JSON object when it starts with `{`, else words. Public
+/// for the fuzz target: these are bytes from the network.
+pub fn parse_request(text: &str) -> Result<Request, Rejected> {
     if text.starts_with('{') {
         let fields: Map<String, Value> = serde_json::from_str(text)
             .map_err(|error| Rejected::new(format!("not a JSON object: {error}")))?;
