@@ -621,6 +621,32 @@ fn consume_announced(lines: Receiver<String>, fast: Arc<AtomicBool>) -> JoinHand
     })
 }
 
+/// tap on a paced capture: the child, its stderr lines, and its control plane's port.
+fn start_paced(config: &Path, capture: &Path) -> (Child, Receiver<String>, u16) {
+    let mut child = gophercap()
+        .args(["tap", "--pace", "--config"])
+        .arg(config)
+        .arg("--read")
+        .arg(capture)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let control = wait_for(
+        &lines,
+        &mut Vec::new(),
+        "control plane listening",
+        Duration::from_secs(20),
+    );
+    let port = field(&control, "address")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (child, lines, port)
+}
+
 fn listener_config(dir: &Path, startup_bytes: usize, extra_runtime: &str) -> PathBuf {
     let text = format!(
         r#"{{
@@ -653,30 +679,8 @@ fn a_slow_consumer_loses_counted_bytes_without_stalling_the_capture_or_other_ses
     let (upload, small) = paced_capture(&capture, 24 << 20, 1.5, false);
     let config = listener_config(&dir, 16_000_000, "max_output_buffer_bytes: 262144");
     let started = Instant::now();
-    let mut child = gophercap()
-        .args(["tap", "--pace", "--config"])
-        .arg(&config)
-        .arg("--read")
-        .arg(&capture)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(&mut child);
-    let mut seen = Vec::new();
-    let control = wait_for(
-        &lines,
-        &mut seen,
-        "control plane listening",
-        Duration::from_secs(20),
-    );
-    let client = ControlClient::connect(
-        field(&control, "address")
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap(),
-    );
+    let (mut child, lines, port) = start_paced(&config, &capture);
+    let client = ControlClient::connect(port);
     let fast = Arc::new(AtomicBool::new(false));
     let consumers = consume_announced(lines, Arc::clone(&fast));
     let mut messages = Vec::new();
@@ -748,28 +752,7 @@ fn the_control_plane_answers_every_command_and_streams_every_category() {
     paced_capture(&capture, 2 << 20, 3.0, true);
     // Nobody reads the sessions' ports but one: 20 kB startup buffers overflow.
     let config = listener_config(&dir, 20_000, "");
-    let mut child = gophercap()
-        .args(["tap", "--pace", "--config"])
-        .arg(&config)
-        .arg("--read")
-        .arg(&capture)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(&mut child);
-    let mut log = Vec::new();
-    let control = wait_for(
-        &lines,
-        &mut log,
-        "control plane listening",
-        Duration::from_secs(20),
-    );
-    let port: u16 = field(&control, "address")
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut child, _lines, port) = start_paced(&config, &capture);
     let mut all = ControlClient::connect(port);
     let sessions_only = ControlClient::connect(port);
     let mut silent = ControlClient::connect(port);

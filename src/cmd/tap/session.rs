@@ -801,6 +801,7 @@ impl FlowConsumer for Tap {
 pub type OutputFinals = [(Direction, OutputKind, ForwardStats)];
 
 impl Events {
+    /// A forwarder's event: logged, and published in the `output` category.
     fn output_event(
         &self,
         session: u64,
@@ -808,78 +809,62 @@ impl Events {
         kind: OutputKind,
         event: &ForwardEvent,
     ) {
-        let base = |name: &str| {
-            let mut m = Map::new();
-            m.insert("session".into(), json!(session));
-            m.insert("direction".into(), json!(direction.as_str()));
-            m.insert("output".into(), json!(kind.as_str()));
-            (name.to_string(), m)
-        };
-        let (name, mut m) = match event {
-            ForwardEvent::Listening { port } => {
-                let (n, mut m) = base("listening");
-                m.insert("port".into(), json!(port));
-                (n, m)
-            }
+        let (d, o) = (direction.as_str(), kind.as_str());
+        let (name, fields): (&str, Vec<(&str, Value)>) = match event {
+            ForwardEvent::Listening { port } => ("listening", vec![("port", json!(port))]),
             ForwardEvent::Connected { peer } => {
-                tracing::info!(session, direction = direction.as_str(), output = kind.as_str(), %peer, "consumer connected");
-                let (n, mut m) = base("connected");
-                m.insert("peer".into(), json!(peer.to_string()));
-                (n, m)
+                tracing::info!(session, direction = d, output = o, %peer, "consumer connected");
+                ("connected", vec![("peer", json!(peer.to_string()))])
             }
             ForwardEvent::Disconnected { reason } => {
                 tracing::warn!(
                     session,
-                    direction = direction.as_str(),
-                    output = kind.as_str(),
-                    "consumer disconnected: {reason}"
+                    direction = d,
+                    output = o,
+                    "consumer gone: {reason}"
                 );
-                let (n, mut m) = base("disconnected");
-                m.insert("reason".into(), json!(reason));
-                (n, m)
+                ("disconnected", vec![("reason", json!(reason))])
             }
             ForwardEvent::ConnectFailed { reason } => {
-                tracing::debug!(
-                    session,
-                    direction = direction.as_str(),
-                    "connect failed: {reason}"
-                );
-                let (n, mut m) = base("connect_failed");
-                m.insert("reason".into(), json!(reason));
-                (n, m)
+                tracing::debug!(session, direction = d, "connect failed: {reason}");
+                ("connect_failed", vec![("reason", json!(reason))])
             }
             ForwardEvent::Stalled { blocked_for } => {
+                let seconds = blocked_for.as_secs_f64();
                 tracing::warn!(
                     session,
-                    direction = direction.as_str(),
-                    output = kind.as_str(),
-                    "consumer stopped reading for {:.1} s",
-                    blocked_for.as_secs_f64()
+                    direction = d,
+                    output = o,
+                    "consumer stalled {seconds:.1} s"
                 );
-                let (n, mut m) = base("stalled");
-                m.insert("seconds".into(), json!(blocked_for.as_secs_f64()));
-                (n, m)
+                ("stalled", vec![("seconds", json!(seconds))])
             }
             ForwardEvent::Dropped { reason, bytes } => {
+                let reason = reason.as_str();
                 tracing::warn!(
                     session,
-                    direction = direction.as_str(),
-                    output = kind.as_str(),
-                    reason = reason.as_str(),
+                    direction = d,
+                    output = o,
+                    reason,
                     bytes,
-                    "dropping bytes (first of this kind)"
+                    "first drop"
                 );
-                let (n, mut m) = base("drop");
-                m.insert("reason".into(), json!(reason.as_str()));
-                m.insert("bytes".into(), json!(bytes));
-                (n, m)
+                (
+                    "drop",
+                    vec![("reason", json!(reason)), ("bytes", json!(bytes))],
+                )
             }
-            ForwardEvent::Finished => base("finished"),
+            ForwardEvent::Finished => ("finished", Vec::new()),
         };
-        if name == "listening" {
-            m.remove("output");
+        if !self.wants(Category::Output) {
+            return;
         }
-        self.publish(Category::Output, &name, m);
+        let mut m = Map::new();
+        m.insert("session".into(), json!(session));
+        m.insert("direction".into(), json!(d));
+        m.insert("output".into(), json!(o));
+        m.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
+        self.publish(Category::Output, name, m);
     }
 }
 
