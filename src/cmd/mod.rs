@@ -89,6 +89,10 @@ pub enum Command {
     /// Replay many captures on one global timeline, onto an interface or into a file.
     Replay(replay::ReplayArgs),
     /// Reassembled TCP sessions forwarded to sockets and captures, with a control plane.
+    #[command(
+        after_help = "For tap, --config FILE is its JSON5 configuration in Stethoscope's format \
+                      (see --example-config), not the TOML option defaults."
+    )]
     Tap(tap::TapArgs),
     /// Stream chosen captures out of a (gzipped) tarball in one pass, in constant memory.
     TarExtract(tar_extract::TarExtractArgs),
