@@ -257,6 +257,8 @@ impl Forwarder {
                 stopping: false,
                 done: false,
                 socket: None,
+                direct: None,
+                direct_spare: Vec::new(),
                 watchers: 0,
                 announced: [false; 4],
                 stats: ForwardStats::default(),
@@ -312,7 +314,20 @@ impl Forwarder {
         loop {
             let (limit, reason) = state.limit(&shared.limits);
             if state.queued() + data.len() <= limit {
-                shared.append(state, data);
+                if state.phase != Phase::Connected {
+                    shared.append(state, data);
+                    return Ok(());
+                }
+                // The writer thread is left asleep: full batches are written here, and what
+                // stays below a batch is written by the writer at its next idle look or at
+                // `finish`.
+                state.pending.extend_from_slice(data);
+                if state.in_flight == 0
+                    && state.pending.len() >= shared.batch_bytes
+                    && let Some(stream) = state.direct.clone()
+                {
+                    return self.write_directly(state, &stream, stall, data.len());
+                }
                 return Ok(());
             }
             if state.phase != Phase::Connected || data.len() > limit {
@@ -336,6 +351,90 @@ impl Forwarder {
             state = shared.wait_progress(state, stall - waited);
             state.watchers -= 1;
         }
+    }
+
+    /// Write the pending batch on the calling thread, waiting for the socket as long as the
+    /// consumer makes progress: `send_waiting`'s caller may wait, and on one core the writer
+    /// thread's wakeups (a context switch each) cost more than the writes. When the consumer
+    /// makes no progress for `stall`, the chunk just added (the last `chunk` bytes) is dropped
+    /// whole as [`DropReason::OutputBufferFull`] if none of it went out, and the older bytes go
+    /// back to the writer thread; a failed write loses the batch as a write error and shuts the
+    /// socket down, so the writer thread sees the consumer gone.
+    fn write_directly(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        stream: &TcpStream,
+        stall: Duration,
+        chunk: usize,
+    ) -> Result<(), DropReason> {
+        let shared = &*self.shared;
+        let mut batch = std::mem::take(&mut state.direct_spare);
+        std::mem::swap(&mut batch, &mut state.pending);
+        state.in_flight = batch.len();
+        drop(state);
+        let mut written = 0;
+        let mut last_progress = Instant::now();
+        let mut failure = None;
+        while written < batch.len() {
+            let (sent, error) = send_without_waiting(stream, &batch[written..]);
+            written += sent;
+            if error.is_some() {
+                failure = error;
+                break;
+            }
+            if sent > 0 {
+                last_progress = Instant::now();
+            }
+            if written == batch.len() {
+                break;
+            }
+            let waited = last_progress.elapsed();
+            if waited >= stall || shared.lock().stopping {
+                break;
+            }
+            poll_fd(
+                stream.as_raw_fd(),
+                libc::POLLOUT,
+                (stall - waited).min(WRITE_WAKEUP),
+            );
+        }
+        let rest = batch.len() - written;
+        let mut state = shared.lock();
+        state.stats.delivered += written as u64;
+        state.in_flight = 0;
+        if state.watchers > 0 {
+            shared.progress.notify_all();
+        }
+        let outcome = if rest == 0 {
+            Ok(())
+        } else if state.stopping {
+            state.stats.abandoned += rest as u64;
+            Ok(())
+        } else if let Some(error) = failure {
+            let _ = stream.shutdown(Shutdown::Both);
+            debug!(%error, "writing to the consumer failed");
+            batch.clear();
+            state.direct_spare = batch;
+            return shared.drop_chunk(state, DropReason::WriteError, rest);
+        } else {
+            // Stalled: only the other thread's writes are left; the newest chunk goes whole.
+            let dropped = if rest >= chunk { chunk } else { 0 };
+            batch.truncate(batch.len() - dropped);
+            batch.drain(..written);
+            batch.extend_from_slice(&state.pending);
+            std::mem::swap(&mut batch, &mut state.pending);
+            state.activity = Activity::Busy;
+            shared.wake.notify_one();
+            batch.clear();
+            state.direct_spare = batch;
+            if dropped > 0 {
+                return shared.drop_chunk(state, DropReason::OutputBufferFull, dropped);
+            }
+            return Ok(());
+        };
+        batch.clear();
+        state.direct_spare = batch;
+        outcome
     }
 
     /// The stream ended: deliver what is pending, then shut down the write half so the consumer
@@ -560,6 +659,10 @@ struct State {
     done: bool,
     /// The consumer's socket while the writer holds it open, so `close` can cut a write short.
     socket: Option<RawFd>,
+    /// The same socket for `send_waiting`, which writes full batches itself.
+    direct: Option<Arc<TcpStream>>,
+    /// The buffer of the last batch `send_waiting` wrote, kept for the next one.
+    direct_spare: Vec<u8>,
     /// Threads waiting on `progress`; the writer signals it only when there are any.
     watchers: usize,
     /// Drop reasons already announced by an event, indexed by the reason.
@@ -637,6 +740,7 @@ impl Drop for DoneGuard {
         state.in_flight = 0;
         state.phase = Phase::Disconnected;
         state.socket = None;
+        state.direct = None;
         state.done = true;
         drop(state);
         self.0.progress.notify_all();
@@ -740,6 +844,7 @@ impl Worker {
     /// Forward to one consumer until the stream is finished, `close` gives up, or the consumer
     /// goes away.
     fn serve(&mut self, stream: TcpStream, peer: SocketAddr) -> End {
+        let stream = Arc::new(stream);
         let configured = stream
             .set_nonblocking(false)
             .and_then(|()| stream.set_nodelay(true))
@@ -758,12 +863,18 @@ impl Worker {
             state.phase = Phase::Connected;
             state.stats.connections += 1;
             state.socket = Some(stream.as_raw_fd());
+            state.direct = Some(Arc::clone(&stream));
         }
         self.shared.emit(ForwardEvent::Connected { peer });
         let end = self.pump(&stream);
         // The descriptor is forgotten under the lock before it is closed, so `close` never
-        // shuts down a descriptor that has been reused.
-        self.shared.lock().socket = None;
+        // shuts down a descriptor that has been reused (a `send_waiting` still writing holds
+        // its own reference, so the descriptor outlives that write).
+        {
+            let mut state = self.shared.lock();
+            state.socket = None;
+            state.direct = None;
+        }
         drop(stream);
         end
     }
@@ -803,6 +914,13 @@ impl Worker {
             if state.stopping {
                 return Next::Stop;
             }
+            if state.in_flight > 0 {
+                // `send_waiting` is writing a batch itself: the next bytes follow it.
+                state.watchers += 1;
+                state = shared.wait_progress(state, WRITE_WAKEUP);
+                state.watchers -= 1;
+                continue;
+            }
             if !state.pending.is_empty() {
                 break;
             }
@@ -836,6 +954,11 @@ impl Worker {
             state = shared.wait_wake(state, flush_at - now).0;
         }
         state.activity = Activity::Busy;
+        while state.in_flight > 0 && !state.stopping {
+            state.watchers += 1;
+            state = shared.wait_progress(state, WRITE_WAKEUP);
+            state.watchers -= 1;
+        }
         if state.stopping {
             return Next::Stop;
         }
@@ -930,6 +1053,42 @@ impl Worker {
             });
         }
     }
+}
+
+/// Send as much of `data` as the socket takes now; the bytes sent, and the error that stopped
+/// it if it was not a full socket.
+fn send_without_waiting(stream: &TcpStream, data: &[u8]) -> (usize, Option<io::Error>) {
+    #[cfg(target_os = "linux")]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MSG_DONTWAIT;
+    let mut sent = 0;
+    while sent < data.len() {
+        let slice = &data[sent..data.len().min(sent + WRITE_SLICE)];
+        // SAFETY: a valid descriptor (the stream is borrowed) and a readable slice.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                slice.as_ptr().cast(),
+                slice.len(),
+                flags,
+            )
+        };
+        if n > 0 {
+            sent += n as usize;
+            continue;
+        }
+        if n == 0 {
+            return (sent, Some(io::Error::from(io::ErrorKind::WriteZero)));
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return (sent, None),
+            _ => return (sent, Some(error)),
+        }
+    }
+    (sent, None)
 }
 
 /// Wait until `fd` is ready for `events` or `timeout` passed; the events that are ready (none
