@@ -234,17 +234,22 @@ fn tap(config: &Path, extra: &[&str]) -> String {
 #[test]
 fn concurrent_sessions_reach_the_connectors_as_reassembled_streams() {
     let dir = scratch("tap-concurrent");
-    // Three sessions: clean; with a retransmission and a swapped pair; with a lost segment.
+    // Four sessions: clean; with a retransmission and a swapped pair; with a lost segment;
+    // ended by the server's RST instead of FINs.
     let mut expected_requests = Vec::new();
     let mut expected_responses = Vec::new();
     let mut conns = Vec::new();
-    for (i, port) in [41001u16, 41002, 41003].into_iter().enumerate() {
+    for (i, port) in [41001u16, 41002, 41003, 41004].into_iter().enumerate() {
         let mut c = Conn::open(port, 1000 + i as u32 * 5_000_000);
         let request = pattern(i as u8, 3000 + i * 100);
         let response = pattern(100 + i as u8, 20_000 + i * 1000);
         c.send(true, &request, 1000);
         c.send(false, &response, 1400);
-        c.close();
+        if i == 3 {
+            c.segment(false, RST | ACK, b"");
+        } else {
+            c.close();
+        }
         let mut frames = c.frames;
         let mut response_seen = response.clone();
         match i {
@@ -278,7 +283,11 @@ fn concurrent_sessions_reach_the_connectors_as_reassembled_streams() {
     );
     let config = write_config(&dir, &config_text(&outputs, ""));
     let stderr = tap(&config, &["--read", capture.to_str().unwrap()]);
-    assert!(stderr.contains("3 sessions"), "{stderr}");
+    assert!(stderr.contains("4 sessions"), "{stderr}");
+    assert!(
+        stderr.contains("session closed session=4 reason=\"reset\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("1 gaps (1400 bytes)"), "{stderr}");
     assert_eq!(sorted(req.finish()), sorted(expected_requests));
     assert_eq!(sorted(resp.finish()), sorted(expected_responses));
@@ -313,8 +322,8 @@ fn concurrent_sessions_reach_the_connectors_as_reassembled_streams() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "{files:?}");
-    for port in [41001, 41002, 41003] {
+    assert_eq!(files.len(), 4, "{files:?}");
+    for port in [41001, 41002, 41003, 41004] {
         let file = files
             .iter()
             .find(|f| f.to_string_lossy().contains(&format!("10.99.7.1_{port}")))
@@ -938,4 +947,63 @@ fn the_example_configuration_validates() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn an_idle_session_closes_after_session_idle_sec_and_an_unwritable_pcap_dir_is_a_warning() {
+    let dir = scratch("tap-idle");
+    // Session 1 says one thing and falls silent; session 2 talks on for three seconds.
+    let ms = 1_000_000i64;
+    let mut quiet = Conn::open(41101, 5);
+    quiet.send(true, b"hello, then nothing", 1400);
+    let mut busy = Conn::open(41102, 9);
+    for i in 0..30u8 {
+        busy.send(true, &[i; 100], 1400);
+    }
+    busy.close();
+    let mut records = timed(quiet.frames, T0, ms);
+    records.extend(timed(busy.frames, T0 + 10 * ms, 100 * ms));
+    let capture = dir.join("idle.pcap");
+    write(
+        &capture,
+        &pcap_bytes(
+            1,
+            65535,
+            gophercap::sink::capture::Precision::Nano,
+            false,
+            &records,
+        ),
+    );
+    // A file where the pcap directory should be: the pcap output is off, the run goes on.
+    let blocked = dir.join("not-a-directory");
+    write(&blocked, b"a file");
+    let consumer = Consumer::start(None, 65536);
+    let outputs = format!(
+        r#"{} pcap: {{ enabled: true, dir: "{}" }},"#,
+        connector(&consumer, &consumer),
+        blocked.join("pcap").display()
+    );
+    let text = config_text(&outputs, "").replace(
+        "remote_port: 5000,",
+        "remote_port: 5000, session_idle_sec: 1,",
+    );
+    let config = write_config(&dir, &text);
+    let stderr = tap(&config, &["--read", capture.to_str().unwrap()]);
+    assert!(
+        stderr.contains("session closed session=1 reason=\"idle\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("session closed session=2 reason=\"fin\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the pcap output is disabled"), "{stderr}");
+    let mut streams = consumer.finish();
+    streams.sort();
+    let busy_stream: Vec<u8> = (0..30u8).flat_map(|i| [i; 100]).collect();
+    assert!(
+        streams.contains(&b"hello, then nothing".to_vec()),
+        "{streams:?}"
+    );
+    assert!(streams.contains(&busy_stream));
 }
