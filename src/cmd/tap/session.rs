@@ -204,6 +204,15 @@ impl DropTotals {
         self.abandoned += s.abandoned;
         self.delivered += s.delivered;
     }
+
+    fn add_totals(&mut self, other: &DropTotals) {
+        self.startup_buffer_full += other.startup_buffer_full;
+        self.output_buffer_full += other.output_buffer_full;
+        self.not_connected += other.not_connected;
+        self.write_error += other.write_error;
+        self.abandoned += other.abandoned;
+        self.delivered += other.delivered;
+    }
 }
 
 /// Run-wide counters.
@@ -294,6 +303,7 @@ impl Registry {
             "sessions_without_ports".into(),
             json!(get(&t.sessions_without_ports)),
         );
+        m.insert("bytes_after_close".into(), json!(get(&t.bytes_after_close)));
         m.insert("outputs".into(), json!(self.outputs()));
         if let Some(recorder) = &self.recorder {
             m.insert("pcap".into(), json!(recorder.snapshot()));
@@ -328,17 +338,6 @@ impl Registry {
         events.session_closed(&session, "closed_by_control");
         events.session_summary(&session, "closed_by_control", &finals);
         true
-    }
-}
-
-impl DropTotals {
-    fn add_totals(&mut self, other: &DropTotals) {
-        self.startup_buffer_full += other.startup_buffer_full;
-        self.output_buffer_full += other.output_buffer_full;
-        self.not_connected += other.not_connected;
-        self.write_error += other.write_error;
-        self.abandoned += other.abandoned;
-        self.delivered += other.delivered;
     }
 }
 
