@@ -19,10 +19,25 @@ impl Events {
     }
 
     pub fn publish(&self, category: Category, event: &str, fields: Map<String, Value>) {
+        self.publish_with(category, event, || fields);
+    }
+
+    /// Publish an event whose fields are built only when someone subscribes to its category.
+    pub fn publish_with(
+        &self,
+        category: Category,
+        event: &str,
+        fields: impl FnOnce() -> Map<String, Value>,
+    ) {
         if let Some(p) = &self.publisher
             && p.wants(category)
         {
-            p.publish(category, event, fields);
+            p.publish(category, event, fields());
         }
     }
+}
+
+/// An event's fields from `(name, value)` pairs.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

@@ -5,7 +5,7 @@
 //! them through the shared [`Registry`], and `close_session` closes one from outside.
 
 use super::config::Role;
-use super::events::Events;
+use super::events::{Events, fields};
 use crate::decode::Decoded;
 use crate::flow::{EndReason, Endpoint, FlowKey, Side};
 use crate::pipeline::{FlowConsumer, TrackedFlow};
@@ -809,7 +809,7 @@ impl Events {
         event: &ForwardEvent,
     ) {
         let (d, o) = (direction.as_str(), kind.as_str());
-        let (name, fields): (&str, Vec<(&str, Value)>) = match event {
+        let (name, extra): (&str, Vec<(&str, Value)>) = match event {
             ForwardEvent::Listening { port } => ("listening", vec![("port", json!(port))]),
             ForwardEvent::Connected { peer } => {
                 tracing::info!(session, direction = d, output = o, %peer, "consumer connected");
@@ -855,66 +855,75 @@ impl Events {
             }
             ForwardEvent::Finished => ("finished", Vec::new()),
         };
-        if !self.wants(Category::Output) {
-            return;
-        }
-        let mut m = Map::new();
-        m.insert("session".into(), json!(session));
-        m.insert("direction".into(), json!(d));
-        m.insert("output".into(), json!(o));
-        m.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
-        self.publish(Category::Output, name, m);
+        self.publish_with(Category::Output, name, || {
+            let mut m = fields([
+                ("session", json!(session)),
+                ("direction", json!(d)),
+                ("output", json!(o)),
+            ]);
+            m.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+            m
+        });
     }
 }
 
 /// The events about sessions, by category.
 impl Events {
-    fn session_fields(session: &Session) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("session".into(), json!(session.id));
-        m.insert("requester".into(), json!(endpoint_text(&session.requester)));
-        m.insert("responder".into(), json!(endpoint_text(&session.responder)));
+    fn session_fields<const N: usize>(
+        session: &Session,
+        extra: [(&str, Value); N],
+    ) -> Map<String, Value> {
+        let mut m = fields([
+            ("session", json!(session.id)),
+            ("requester", json!(endpoint_text(&session.requester))),
+            ("responder", json!(endpoint_text(&session.responder))),
+        ]);
+        m.extend(fields(extra));
         m
     }
 
     fn session_opened(&self, session: &Session) {
-        if self.wants(Category::Session) {
-            let mut m = Self::session_fields(session);
-            m.insert("packet_time".into(), json!(time_text(session.opened_ns)));
-            self.publish(Category::Session, "open", m);
-        }
+        self.publish_with(Category::Session, "open", || {
+            Self::session_fields(
+                session,
+                [("packet_time", json!(time_text(session.opened_ns)))],
+            )
+        });
     }
 
     fn half_closed(&self, session: &Session, direction: Direction, reason: &str) {
-        if self.wants(Category::Session) {
-            let mut m = Self::session_fields(session);
-            m.insert("direction".into(), json!(direction.as_str()));
-            m.insert("reason".into(), json!(reason));
-            self.publish(Category::Session, "half_close", m);
-        }
+        self.publish_with(Category::Session, "half_close", || {
+            Self::session_fields(
+                session,
+                [
+                    ("direction", json!(direction.as_str())),
+                    ("reason", json!(reason)),
+                ],
+            )
+        });
     }
 
     pub fn session_closed(&self, session: &Session, reason: &str) {
-        if self.wants(Category::Session) {
-            let mut m = Self::session_fields(session);
-            m.insert("reason".into(), json!(reason));
-            self.publish(Category::Session, "close", m);
-        }
+        self.publish_with(Category::Session, "close", || {
+            Self::session_fields(session, [("reason", json!(reason))])
+        });
     }
 
     /// After the outputs drained: what each delivered and dropped.
     fn session_summary(&self, session: &Session, reason: &str, finals: &OutputFinals) {
-        if self.wants(Category::Session) {
+        self.publish_with(Category::Session, "summary", || {
             let mut m = session.summary();
-            m.insert("session".into(), json!(session.id));
-            m.insert("reason".into(), json!(reason));
             let outputs: Vec<Value> = finals
                 .iter()
                 .map(|(d, k, s)| output_json(*d, *k, s))
                 .collect();
-            m.insert("outputs".into(), Value::Array(outputs));
-            self.publish(Category::Session, "summary", m);
-        }
+            m.extend(fields([
+                ("session", json!(session.id)),
+                ("reason", json!(reason)),
+                ("outputs", Value::Array(outputs)),
+            ]));
+            m
+        });
     }
 
     fn ports_allocated(&self, session: &Session, requests: u16, responses: u16) {
@@ -925,31 +934,34 @@ impl Events {
             responses_port = responses,
             "listening for consumers"
         );
-        if self.wants(Category::Ports) {
-            let mut m = Self::session_fields(session);
-            m.insert("requests_port".into(), json!(requests));
-            m.insert("responses_port".into(), json!(responses));
-            self.publish(Category::Ports, "allocated", m);
-        }
+        self.publish_with(Category::Ports, "allocated", || {
+            Self::session_fields(
+                session,
+                [
+                    ("requests_port", json!(requests)),
+                    ("responses_port", json!(responses)),
+                ],
+            )
+        });
     }
 
     fn ports_released(&self, session: &Session, requests: u16, responses: u16) {
-        if self.wants(Category::Ports) {
-            let mut m = Map::new();
-            m.insert("session".into(), json!(session.id));
-            m.insert("requests_port".into(), json!(requests));
-            m.insert("responses_port".into(), json!(responses));
-            self.publish(Category::Ports, "released", m);
-        }
+        self.publish_with(Category::Ports, "released", || {
+            fields([
+                ("session", json!(session.id)),
+                ("requests_port", json!(requests)),
+                ("responses_port", json!(responses)),
+            ])
+        });
     }
 
     fn gap(&self, session: &Session, direction: Direction, bytes: u64) {
-        if self.wants(Category::Flow) {
-            let mut m = Map::new();
-            m.insert("session".into(), json!(session.id));
-            m.insert("direction".into(), json!(direction.as_str()));
-            m.insert("bytes".into(), json!(bytes));
-            self.publish(Category::Flow, "gap", m);
-        }
+        self.publish_with(Category::Flow, "gap", || {
+            fields([
+                ("session", json!(session.id)),
+                ("direction", json!(direction.as_str())),
+                ("bytes", json!(bytes)),
+            ])
+        });
     }
 }
