@@ -77,6 +77,36 @@ impl Timeline {
     }
 }
 
+/// How far a late sender may make up its lateness in one gap: an eighth of it, and at least
+/// [`MIN_CATCH_UP_NS`]. Catching up in one gap would turn every late packet (a virtual machine
+/// stalls a vCPU for 10–50 µs hundreds of times a second) into two wrong gaps, one long and one
+/// short by as much; spread out, the short ones stay within a few microseconds while the
+/// lateness still drains in a few dozen packets, so the timeline holds over hours.
+const CATCH_UP_SHARE: u64 = 8;
+const MIN_CATCH_UP_NS: u64 = 2_000;
+
+/// The lateness a sender carries from one packet to the next.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CatchUp {
+    late_ns: u64,
+}
+
+impl CatchUp {
+    /// When to send a packet due at `deadline_ns`: no earlier than its deadline, and no more
+    /// than one gap's share of the lateness earlier than the previous packet's lateness says.
+    #[inline]
+    pub fn hold(&self, deadline_ns: u64) -> u64 {
+        let made_up = (self.late_ns / CATCH_UP_SHARE).max(MIN_CATCH_UP_NS);
+        deadline_ns + self.late_ns.saturating_sub(made_up)
+    }
+
+    /// A packet due at `deadline_ns` left at `sent_ns`.
+    #[inline]
+    pub fn sent(&mut self, deadline_ns: u64, sent_ns: u64) {
+        self.late_ns = sent_ns.saturating_sub(deadline_ns);
+    }
+}
+
 /// Ask the kernel to wake sleeps on time: Linux lets a sleeping thread's timer fire up to 50 µs
 /// late by default (timer slack), which would eat the whole spin window.
 pub fn tighten_timer_slack() {
@@ -87,32 +117,134 @@ pub fn tighten_timer_slack() {
     }
 }
 
-/// Run the calling thread under the real-time FIFO policy when allowed (root or CAP_SYS_NICE),
-/// so ordinary tasks — a capture on the same machine, a shell — cannot preempt a send for
-/// milliseconds. The kernel still keeps 5% of each core for other tasks. Returns whether it
-/// took effect.
-pub fn real_time_priority() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 10 };
-        // SAFETY: sched_setscheduler reads `param` and changes only this thread's policy.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
-    }
-    #[cfg(not(target_os = "linux"))]
-    false
+/// Real-time scheduling for a sender, kept within the kernel's budget. Under the ordinary
+/// policy the tasks that share the sender's CPU (a capture on the same machine) delay its
+/// wake-ups and spins by up to milliseconds; the FIFO policy lets nothing ordinary delay it.
+/// But Linux lets real-time tasks use only 95% of each second: a sender spinning through a
+/// dense stream would be stopped for 50 ms every second. So real-time CPU time is counted in
+/// 100 ms slots, and a slot that would take the last second's past 90% runs ordinary.
+pub struct RealTimeBudget {
+    allowed: bool,
+    real_time: bool,
+    slot_started: Instant,
+    cpu_at_slot_start: Duration,
+    /// Real-time CPU time of the slots before the current one, oldest first.
+    used: [Duration; SLOTS],
+    /// Whether the current slot may run under the real-time policy, and whether it did.
+    slot_fits: bool,
+    slot_was_real_time: bool,
 }
 
-/// Put the calling thread back under the ordinary policy: threads inherit the real-time one,
-/// and a helper that spins or reads at the sender's priority could hold the sender's CPU.
-pub fn normal_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler reads `param` and changes only this thread's policy.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+const SLOT: Duration = Duration::from_millis(100);
+const SLOTS: usize = 9;
+/// Real-time CPU time allowed in any ten slots (the kernel's limit is 950 ms a second).
+const REAL_TIME_LIMIT: Duration = Duration::from_millis(900);
+
+impl RealTimeBudget {
+    /// For the calling thread; whether the real-time policy is allowed (root or CAP_SYS_NICE)
+    /// is learnt by taking it once.
+    pub fn new() -> Self {
+        let allowed = set_real_time(true) && set_real_time(false);
+        RealTimeBudget {
+            allowed,
+            real_time: false,
+            slot_started: Instant::now(),
+            cpu_at_slot_start: thread_cpu_time(),
+            used: [Duration::ZERO; SLOTS],
+            slot_fits: true,
+            slot_was_real_time: false,
         }
     }
+
+    /// Whether the real-time policy can be used at all.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Choose the policy for the next wait: real-time while the budget has room.
+    #[inline]
+    pub fn before_wait(&mut self, now: Instant) {
+        if !self.allowed {
+            return;
+        }
+        if now >= self.slot_started + SLOT {
+            self.close_slot(now);
+        }
+        let want = self.slot_fits;
+        if want != self.real_time && set_real_time(want) {
+            self.real_time = want;
+        }
+        self.slot_was_real_time |= self.real_time;
+    }
+
+    fn close_slot(&mut self, now: Instant) {
+        let cpu = thread_cpu_time();
+        self.used.rotate_left(1);
+        // Conservative: the whole slot's CPU time counts once the thread was real-time in it.
+        self.used[SLOTS - 1] = if self.slot_was_real_time {
+            cpu.saturating_sub(self.cpu_at_slot_start)
+        } else {
+            Duration::ZERO
+        };
+        self.slot_was_real_time = self.real_time;
+        self.slot_started = now;
+        self.cpu_at_slot_start = cpu;
+        self.slot_fits = self.used.iter().sum::<Duration>() + SLOT <= REAL_TIME_LIMIT;
+    }
+}
+
+impl Default for RealTimeBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for RealTimeBudget {
+    fn drop(&mut self) {
+        if self.real_time {
+            set_real_time(false);
+        }
+    }
+}
+
+/// Put the calling thread under the FIFO (true) or the ordinary (false) policy; returns
+/// whether the call succeeded.
+fn set_real_time(on: bool) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // Threads the sender starts (the next pass's reader) begin under the ordinary policy.
+        let (policy, priority) = if on {
+            (libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, 10)
+        } else {
+            (libc::SCHED_OTHER, 0)
+        };
+        let param = libc::sched_param {
+            sched_priority: priority,
+        };
+        // SAFETY: sched_setscheduler reads `param` and changes only this thread's policy.
+        unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = on;
+        false
+    }
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+    #[cfg(not(target_os = "linux"))]
+    Duration::ZERO
 }
 
 /// Sleep until `deadline`, then spin the last stretch: a sleep alone oversleeps by tens of
@@ -252,6 +384,73 @@ mod tests {
         );
         let mut top = Timeline::new(Pace::TopSpeed, 0);
         assert_eq!(top.deadline(1 << 40, 1), 0);
+    }
+
+    #[test]
+    fn lateness_drains_over_several_gaps_and_never_sends_early() {
+        let mut catch_up = CatchUp::default();
+        assert_eq!(catch_up.hold(1_000), 1_000, "on time: the deadline itself");
+        // A 64 µs stall: the next packets, 100 µs apart, are held back less each time.
+        catch_up.sent(0, 64_000);
+        let mut deadline = 0;
+        let mut holds = Vec::new();
+        loop {
+            deadline += 100_000;
+            let at = catch_up.hold(deadline);
+            assert!(at >= deadline, "never before the schedule");
+            holds.push(at - deadline);
+            catch_up.sent(deadline, at);
+            if at == deadline {
+                break;
+            }
+        }
+        assert_eq!(holds[0], 56_000, "an eighth made up in the first gap");
+        assert!(
+            holds
+                .windows(2)
+                .all(|w| w[0] - w[1] <= 8_000 && w[1] < w[0])
+        );
+        assert!(holds.len() < 25, "drained in {} gaps", holds.len());
+        // A small lateness is made up in one gap.
+        catch_up.sent(0, 1_500);
+        assert_eq!(catch_up.hold(100_000), 100_000);
+    }
+
+    #[test]
+    fn a_spinning_sender_leaves_the_real_time_policy_before_the_kernel_throttles_it() {
+        let mut budget = RealTimeBudget::new();
+        if !budget.allowed() {
+            return; // neither root nor CAP_SYS_NICE: the sender stays ordinary
+        }
+        let started = Instant::now();
+        let (mut real_time, mut ordinary) = (Duration::ZERO, Duration::ZERO);
+        let mut last = started;
+        while last < started + Duration::from_millis(1_300) {
+            budget.before_wait(last);
+            let now = Instant::now();
+            if budget.real_time {
+                real_time += now - last;
+            } else {
+                ordinary += now - last;
+            }
+            last = now;
+        }
+        drop(budget);
+        assert!(
+            real_time >= Duration::from_millis(800),
+            "{real_time:?} real-time"
+        );
+        assert!(
+            ordinary >= Duration::from_millis(90),
+            "{ordinary:?} ordinary"
+        );
+        // SAFETY: sched_getscheduler only reads this thread's policy.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        assert_eq!(
+            policy,
+            libc::SCHED_OTHER,
+            "dropping the budget restores the policy"
+        );
     }
 
     #[test]

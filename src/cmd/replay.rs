@@ -9,15 +9,14 @@ use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{Catalog, format_ts};
 use crate::decode::{DecodeOptions, LinkKind, decode};
 #[cfg(feature = "live")]
-use crate::schedule::wait_until;
-use crate::schedule::{LatenessHistogram, Pace, Timeline};
-use crate::schedule::{normal_priority, real_time_priority, tighten_timer_slack};
+use crate::schedule::{CatchUp, RealTimeBudget, wait_until};
+use crate::schedule::{LatenessHistogram, Pace, Timeline, tighten_timer_slack};
 use crate::sink::capture::PcapFile;
 #[cfg(feature = "live")]
 use crate::sink::interface::Dropped;
 use crate::source::adapt::{StartAt, TimeBounded};
 use crate::source::input::{InputError, expand, open_sources};
-use crate::source::threaded::ThreadedSource;
+use crate::source::threaded::{Backpressure, ThreadedSource};
 use crate::source::{InputKind, MergedSource, Selection, Source};
 use anyhow::Context;
 use clap::Args;
@@ -342,7 +341,7 @@ fn open_set(options: &ReplayOptions) -> anyhow::Result<MergedSource<Box<dyn Sour
 /// 1 MiB window (or a page the cache lost) takes from a few hundred microseconds to milliseconds,
 /// and in the sending thread every packet due meanwhile would leave that much late. The thread
 /// stays up to a few batches ahead (see `ThreadedSource`), so such a stall only empties the
-/// queue a little.
+/// queue a little; it polls for room, so the sender never spends a wake-up on it.
 struct ReadAhead {
     source: ThreadedSource,
     /// How opening the set went, sent once before the first packet.
@@ -353,30 +352,30 @@ impl ReadAhead {
     fn spawn(options: &Arc<ReplayOptions>) -> Self {
         let options = Arc::clone(options);
         let (report, opened) = sync_channel(1);
-        let source = ThreadedSource::spawn("replay".into(), move |sender| {
-            normal_priority();
-            let mut merged = match open_set(&options) {
-                Ok(merged) => {
-                    let _ = report.send(Ok(()));
-                    merged
-                }
-                Err(e) => {
-                    let _ = report.send(Err(e));
-                    return Ok(());
-                }
-            };
-            loop {
-                match merged.next_packet() {
-                    Ok(Some(packet)) => {
-                        if !sender.send(&packet) {
-                            return Ok(()); // the replay stopped
-                        }
+        let source =
+            ThreadedSource::spawn_with("replay".into(), Backpressure::Poll, move |sender| {
+                let mut merged = match open_set(&options) {
+                    Ok(merged) => {
+                        let _ = report.send(Ok(()));
+                        merged
                     }
-                    Ok(None) => return Ok(()),
-                    Err(e) => tracing::warn!("{e}; the rest of that file is skipped"),
+                    Err(e) => {
+                        let _ = report.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                loop {
+                    match merged.next_packet() {
+                        Ok(Some(packet)) => {
+                            if !sender.send(&packet) {
+                                return Ok(()); // the replay stopped
+                            }
+                        }
+                        Ok(None) => return Ok(()),
+                        Err(e) => tracing::warn!("{e}; the rest of that file is skipped"),
+                    }
                 }
-            }
-        });
+            });
         ReadAhead { source, opened }
     }
 
@@ -463,10 +462,18 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     #[cfg(feature = "live")]
     let mut clock_start: Option<Instant> = None;
+    #[cfg(feature = "live")]
+    let mut catch_up = CatchUp::default();
+    #[cfg(feature = "live")]
+    let mut real_time = None;
     if sleeping {
         tighten_timer_slack();
-        let real_time = real_time_priority();
-        tracing::debug!(real_time, "sender scheduling");
+        #[cfg(feature = "live")]
+        {
+            let budget = RealTimeBudget::new();
+            tracing::debug!(real_time = budget.allowed(), "sender scheduling");
+            real_time = Some(budget);
+        }
     }
     let mut next_stats = options.stats_interval.map(|i| started + i);
     let mut pass = 0u64;
@@ -540,23 +547,32 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     if sleeping {
                         // The clock starts at the first packet, after inputs are open.
                         let start = *clock_start.get_or_insert_with(Instant::now);
-                        let deadline = start + Duration::from_nanos(deadline_ns);
-                        // Frames queued are already due (late, in a burst): they leave in one
-                        // sendmmsg before this one is waited for. A syscall each would make
-                        // every frame of a burst later than the one before by a whole send.
-                        if sink.pending() > 0
-                            && Instant::now() < deadline
-                            && let Err(dropped) = sink.flush()
-                        {
-                            stats.drop(dropped);
-                            check_fatal(dropped.failure, sink)?;
+                        let send_at = start + Duration::from_nanos(catch_up.hold(deadline_ns));
+                        let now = Instant::now();
+                        if let Some(budget) = &mut real_time {
+                            budget.before_wait(now);
                         }
-                        let late = wait_until(deadline, SPIN);
-                        stats.lateness.record(late.as_nanos() as u64);
-                    }
-                    if let Err(dropped) = sink.queue(packet.data) {
-                        stats.drop(dropped);
-                        check_fatal(dropped.failure, sink)?;
+                        let sent = if now < send_at {
+                            // Queued frames were due when read (a burst, or a late sender):
+                            // they leave together now; this one is waited for and leaves
+                            // alone at once, with nothing read or decided in between.
+                            counted(sink.flush(), &mut stats, sink)?;
+                            wait_until(send_at, SPIN);
+                            let sent = Instant::now();
+                            let queued = sink.queue(packet.data);
+                            counted(queued.and_then(|()| sink.flush()), &mut stats, sink)?;
+                            sent
+                        } else {
+                            // Already due: it joins the batch that leaves before the next
+                            // wait (one sendmmsg, not a syscall per frame of a burst).
+                            counted(sink.queue(packet.data), &mut stats, sink)?;
+                            Instant::now()
+                        };
+                        let sent_ns = sent.saturating_duration_since(start).as_nanos() as u64;
+                        catch_up.sent(deadline_ns, sent_ns);
+                        stats.lateness.record(sent_ns.saturating_sub(deadline_ns));
+                    } else {
+                        counted(sink.queue(packet.data), &mut stats, sink)?;
                     }
                 }
             }
@@ -619,13 +635,18 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Count the frames a send dropped; stop the replay on a fatal failure.
 #[cfg(feature = "live")]
-fn check_fatal(
-    failure: crate::sink::interface::SendFailure,
+fn counted(
+    result: Result<(), Dropped>,
+    stats: &mut Stats,
     sink: &crate::sink::interface::InterfaceSink,
 ) -> anyhow::Result<()> {
-    if failure == crate::sink::interface::SendFailure::Fatal {
-        anyhow::bail!("sending stopped: {}", sink.last_error());
+    if let Err(dropped) = result {
+        stats.drop(dropped);
+        if dropped.failure == crate::sink::interface::SendFailure::Fatal {
+            anyhow::bail!("sending stopped: {}", sink.last_error());
+        }
     }
     Ok(())
 }
