@@ -11,6 +11,13 @@
 //! kernel accepted it), one drop reason, `abandoned` (still pending when `close` gave up) or
 //! `pending`. A chunk is kept or dropped whole, never split.
 //!
+//! A connector made by [`Forwarder::connect_inline`], for input read as fast as the consumers
+//! accept it, starts no thread while it need not wait: the caller's thread dials without waiting
+//! and writes full batches and the end of the stream itself, since on one core a thread per
+//! stream (its creation, its stack, a wakeup per batch) costs more than the writes. A thread
+//! takes over the connection the moment waiting is needed: the consumer is not there at once, its
+//! socket is full, or `close` must wait for it.
+//!
 //! Wakeups are batched: `send` wakes the writer only when it waits on an empty buffer; the writer
 //! then lets data gather for up to the limits' `flush_delay` ([`FLUSH_DELAY`] live) unless a batch
 //! fills first. At 1.4 KB per chunk that is two wakeups per batch instead of one per chunk, for at
@@ -176,11 +183,13 @@ impl ForwardStats {
 }
 
 /// Forwards one byte stream to one consumer socket. `send` never blocks on the consumer; a
-/// background thread does the connecting and writing. Dropping it without `close` aborts.
+/// background thread does the connecting and writing (the caller, for `connect_inline`, while
+/// nothing needs waiting for). Dropping it without `close` aborts.
 pub struct Forwarder {
     shared: Arc<Shared>,
     port: Option<u16>,
-    writer: Option<JoinHandle<()>>,
+    /// Until `close`, `abort` or drop has run.
+    open: bool,
 }
 
 impl Forwarder {
@@ -199,6 +208,7 @@ impl Forwarder {
             Target::Listener { listener, port },
             limits,
             events,
+            None,
         )
     }
 
@@ -212,29 +222,25 @@ impl Forwarder {
         limits: ForwardLimits,
         events: EventCallback,
     ) -> io::Result<Forwarder> {
-        let Some(&first) = addrs.first() else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no address to forward to",
-            ));
-        };
-        if connect_timeout.is_zero() || retry_every.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the connect timeout and the retry interval must be longer than zero",
-            ));
-        }
-        Forwarder::start(
-            format!("forward-{first}"),
-            None,
-            Target::Connector {
-                addrs,
-                connect_timeout,
-                retry_every,
-            },
-            limits,
-            events,
-        )
+        let (name, _, target) = connector(addrs, connect_timeout, retry_every)?;
+        Forwarder::start(name, None, target, limits, events, None)
+    }
+
+    /// `connect`, with the caller writing while nothing needs waiting for (see the module doc):
+    /// the first of `addrs` is dialled without waiting, and the caller's `send`, `finish` and
+    /// `flush` write to it. A writer thread takes over, as `connect`'s does, when the consumer
+    /// does not answer at once, its socket fills, or `close` must wait.
+    pub fn connect_inline(
+        addrs: Vec<SocketAddr>,
+        connect_timeout: Duration,
+        retry_every: Duration,
+        limits: ForwardLimits,
+        events: EventCallback,
+    ) -> io::Result<Forwarder> {
+        let (name, first, target) = connector(addrs, connect_timeout, retry_every)?;
+        // A dial that fails at once is left to the writer thread, which tries every address.
+        let inline = dial_without_waiting(first).ok();
+        Forwarder::start(name, None, target, limits, events, inline)
     }
 
     fn start(
@@ -243,7 +249,9 @@ impl Forwarder {
         target: Target,
         limits: ForwardLimits,
         events: EventCallback,
+        inline: Option<Inline>,
     ) -> io::Result<Forwarder> {
+        let caller_writes = inline.is_some();
         let shared = Arc::new(Shared {
             limits,
             // A small output buffer is written when half full, so the capture side keeps room.
@@ -256,6 +264,8 @@ impl Forwarder {
                 finishing: false,
                 stopping: false,
                 done: false,
+                writer: Writer::Caller { name, target },
+                inline,
                 socket: None,
                 direct: None,
                 direct_spare: Vec::new(),
@@ -267,18 +277,13 @@ impl Forwarder {
             progress: Condvar::new(),
             events,
         });
-        let worker = Worker {
-            shared: Arc::clone(&shared),
-            spare: Vec::new(),
-        };
-        let writer = thread::Builder::new()
-            .name(name)
-            .stack_size(WRITER_STACK)
-            .spawn(move || worker.run(target))?;
+        if !caller_writes {
+            spawn_writer(&shared, &mut shared.lock())?;
+        }
         Ok(Forwarder {
             shared,
             port,
-            writer: Some(writer),
+            open: true,
         })
     }
 
@@ -290,6 +295,12 @@ impl Forwarder {
         }
         let mut state = self.shared.lock();
         state.stats.sent += data.len() as u64;
+        if state.caller_writes() {
+            match self.send_inline(state, data) {
+                Ok(()) => return Ok(()),
+                Err(back) => state = back,
+            }
+        }
         let (limit, reason) = state.limit(&self.shared.limits);
         if state.queued() + data.len() > limit {
             return self.shared.drop_chunk(state, reason, data.len());
@@ -309,6 +320,12 @@ impl Forwarder {
         let shared = &*self.shared;
         let mut state = shared.lock();
         state.stats.sent += data.len() as u64;
+        if state.caller_writes() {
+            match self.send_inline(state, data) {
+                Ok(()) => return Ok(()),
+                Err(back) => state = back,
+            }
+        }
         let mut delivered = state.stats.delivered;
         let mut last_progress = Instant::now();
         loop {
@@ -440,8 +457,138 @@ impl Forwarder {
     /// The stream ended: deliver what is pending, then shut down the write half so the consumer
     /// sees end-of-stream. Returns at once; the writer thread carries on.
     pub fn finish(&self) {
-        self.shared.lock().finishing = true;
-        self.shared.wake.notify_one();
+        let mut state = self.shared.lock();
+        state.finishing = true;
+        if !state.caller_writes() {
+            drop(state);
+            self.shared.wake.notify_one();
+            return;
+        }
+        let mut events = Vec::new();
+        self.write_inline(&mut state, &mut events);
+        if state.caller_writes() {
+            let written =
+                state.pending.is_empty() && state.inline.as_ref().is_some_and(|c| c.established);
+            if written {
+                end_inline(&mut state, &mut events);
+            } else {
+                self.take_over(&mut state, &mut events);
+            }
+        }
+        drop(state);
+        self.announce(events);
+    }
+
+    /// Write what has gathered, when the caller writes (`connect_inline`): for a caller that
+    /// goes on for long without offering this stream more, since no thread writes after the
+    /// flush delay. Does nothing once a writer thread has taken over.
+    pub fn flush(&self) {
+        let mut state = self.shared.lock();
+        if !state.caller_writes() {
+            return;
+        }
+        let mut events = Vec::new();
+        self.write_inline(&mut state, &mut events);
+        drop(state);
+        self.announce(events);
+    }
+
+    /// Everything is accounted for and the connection is closed: `close` returns at once.
+    pub fn is_done(&self) -> bool {
+        self.shared.lock().done
+    }
+
+    /// `send` while the caller writes: Ok when the chunk was taken (and a full batch written);
+    /// otherwise the state back — with a writer thread now in charge if one could start — for
+    /// the caller's usual handling of a chunk that does not fit.
+    fn send_inline<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        data: &[u8],
+    ) -> Result<(), MutexGuard<'a, State>> {
+        let limits = &self.shared.limits;
+        let fits = |state: &State| state.queued() + data.len() <= state.limit(limits).0;
+        let mut events = Vec::new();
+        if !fits(&state) {
+            self.write_inline(&mut state, &mut events);
+        }
+        let taken = fits(&state);
+        if taken {
+            state.pending.extend_from_slice(data);
+            if state.caller_writes() && state.pending.len() >= self.shared.batch_bytes {
+                self.write_inline(&mut state, &mut events);
+            }
+        } else if state.caller_writes() {
+            self.take_over(&mut state, &mut events);
+        }
+        if !events.is_empty() {
+            drop(state);
+            self.announce(events);
+            state = self.shared.lock();
+        }
+        if taken { Ok(()) } else { Err(state) }
+    }
+
+    /// Write what is pending to the caller's connection, as much as its socket takes now, once
+    /// the consumer has accepted it. A failed dial or write hands over to a writer thread, which
+    /// dials again.
+    fn write_inline(&self, state: &mut State, events: &mut Vec<ForwardEvent>) {
+        let Some(connection) = state.inline.as_mut() else {
+            return;
+        };
+        if !connection.established {
+            let ready = poll_fd(connection.stream.as_raw_fd(), libc::POLLOUT, Duration::ZERO);
+            if ready == 0 {
+                return;
+            }
+            if ready & libc::POLLOUT == 0 || ready & (libc::POLLERR | libc::POLLHUP) != 0 {
+                // Refused or unreachable: the writer thread goes through every address.
+                state.inline = None;
+                self.take_over(state, events);
+                return;
+            }
+            connection.established = true;
+            state.phase = Phase::Connected;
+            state.stats.connections += 1;
+            events.push(ForwardEvent::Connected {
+                peer: connection.peer,
+            });
+        }
+        if state.pending.is_empty() {
+            return;
+        }
+        let (sent, error) = send_without_waiting(&connection.stream, &state.pending);
+        state.stats.delivered += sent as u64;
+        state.pending.drain(..sent);
+        let Some(error) = error else {
+            return;
+        };
+        debug!(%error, "writing to the consumer failed");
+        let _ = connection.stream.shutdown(Shutdown::Both);
+        state.inline = None;
+        lose_pending(state, error.to_string(), events);
+        self.take_over(state, events);
+    }
+
+    /// A writer thread takes over from the caller, with the caller's connection; when none can
+    /// start, the stream ends here as if the consumer had gone.
+    fn take_over(&self, state: &mut State, events: &mut Vec<ForwardEvent>) {
+        if let Err(error) = spawn_writer(&self.shared, state) {
+            state.inline = None;
+            state.writer = Writer::Ended;
+            lose_pending(
+                state,
+                format!("cannot start a writer thread: {error}"),
+                events,
+            );
+            state.done = true;
+        }
+    }
+
+    fn announce(&self, events: Vec<ForwardEvent>) {
+        for event in events {
+            self.shared.emit(event);
+        }
     }
 
     pub fn stats(&self) -> ForwardStats {
@@ -469,11 +616,34 @@ impl Forwarder {
 
     /// Deliver until `deadline`, then stop; wait up to `join_grace` more for the thread to end.
     fn shut(&mut self, deadline: Instant, join_grace: Duration) -> ForwardStats {
-        let Some(writer) = self.writer.take() else {
+        if !std::mem::replace(&mut self.open, false) {
             return self.stats();
-        };
+        }
         let shared = &*self.shared;
         let mut state = shared.lock();
+        if state.done && !matches!(state.writer, Writer::Thread(_)) {
+            // The caller finished the stream: nothing runs that could be waited for.
+            return state.snapshot();
+        }
+        if state.caller_writes() {
+            if Instant::now() >= deadline {
+                // Nothing may wait: the caller's connection closes with what is pending.
+                state.stopping = true;
+                state.stats.abandoned += state.pending.len() as u64;
+                state.pending.clear();
+                state.inline = None;
+                state.phase = Phase::Disconnected;
+                state.writer = Writer::Ended;
+                state.done = true;
+            } else {
+                state.finishing = true;
+                let mut events = Vec::new();
+                self.take_over(&mut state, &mut events);
+                drop(state);
+                self.announce(events);
+                state = shared.lock();
+            }
+        }
         state.finishing = true;
         shared.wake.notify_one();
         state.watchers += 1;
@@ -514,11 +684,16 @@ impl Forwarder {
         }
         state.watchers -= 1;
         let stats = state.snapshot();
-        let done = state.done;
+        // A thread that has not ended is left to end on its own.
+        let writer = if state.done {
+            std::mem::replace(&mut state.writer, Writer::Ended)
+        } else {
+            Writer::Ended
+        };
         drop(state);
-        if done {
+        if let Writer::Thread(handle) = writer {
             // Its end is recorded; a panic in it has already been reported by the panic hook.
-            let _ = writer.join();
+            let _ = handle.join();
         }
         stats
     }
@@ -526,7 +701,7 @@ impl Forwarder {
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        if self.writer.is_some() {
+        if self.open {
             self.shut(Instant::now(), Duration::ZERO);
         }
     }
@@ -542,7 +717,136 @@ enum Target {
         addrs: Vec<SocketAddr>,
         connect_timeout: Duration,
         retry_every: Duration,
+        /// The connection the caller dialled, taken over by the writer thread.
+        adopted: Option<Inline>,
     },
+}
+
+/// A connector's name, first address and target, the addresses and timeouts checked.
+fn connector(
+    addrs: Vec<SocketAddr>,
+    connect_timeout: Duration,
+    retry_every: Duration,
+) -> io::Result<(String, SocketAddr, Target)> {
+    let Some(&first) = addrs.first() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to forward to",
+        ));
+    };
+    if connect_timeout.is_zero() || retry_every.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the connect timeout and the retry interval must be longer than zero",
+        ));
+    }
+    let target = Target::Connector {
+        addrs,
+        connect_timeout,
+        retry_every,
+        adopted: None,
+    };
+    Ok((format!("forward-{first}"), first, target))
+}
+
+/// Who writes to the consumer.
+enum Writer {
+    /// The caller of `send`, on the connection `connect_inline` dialled; what a writer thread
+    /// needs to take over is kept until then.
+    Caller {
+        name: String,
+        target: Target,
+    },
+    Thread(JoinHandle<()>),
+    /// The caller finished the stream, or the thread was joined or left to end on its own.
+    Ended,
+}
+
+/// The caller's non-blocking connection to the consumer.
+struct Inline {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The consumer accepted it (until then, data gathers as in the startup buffer).
+    established: bool,
+}
+
+/// Dial `peer` without waiting for the answer.
+fn dial_without_waiting(peer: SocketAddr) -> io::Result<Inline> {
+    #[cfg(target_os = "linux")]
+    let kind = socket2::Type::STREAM.nonblocking();
+    #[cfg(not(target_os = "linux"))]
+    let kind = socket2::Type::STREAM;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(peer),
+        kind,
+        Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(not(target_os = "linux"))]
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&peer.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    Ok(Inline {
+        stream: socket.into(),
+        peer,
+        established: false,
+    })
+}
+
+/// Start the writer thread, handing it the caller's connection if there is one. Does nothing
+/// when a thread already runs or the stream has ended.
+fn spawn_writer(shared: &Arc<Shared>, state: &mut State) -> io::Result<()> {
+    let Writer::Caller { name, mut target } = std::mem::replace(&mut state.writer, Writer::Ended)
+    else {
+        return Ok(());
+    };
+    if let Target::Connector { adopted, .. } = &mut target {
+        *adopted = state.inline.take();
+    }
+    let worker = Worker {
+        shared: Arc::clone(shared),
+        spare: Vec::new(),
+    };
+    let handle = thread::Builder::new()
+        .name(name)
+        .stack_size(WRITER_STACK)
+        .spawn(move || worker.run(target))?;
+    state.writer = Writer::Thread(handle);
+    Ok(())
+}
+
+/// End of stream on the caller's connection, everything written.
+fn end_inline(state: &mut State, events: &mut Vec<ForwardEvent>) {
+    if let Some(connection) = state.inline.take() {
+        if let Err(error) = connection.stream.shutdown(Shutdown::Write) {
+            debug!(%error, "ending the forwarded stream failed");
+        }
+        // Input left unread would turn the close into a reset.
+        let _ = check_consumer(&connection.stream, &mut false);
+    }
+    state.phase = Phase::Disconnected;
+    state.writer = Writer::Ended;
+    state.done = true;
+    events.push(ForwardEvent::Finished);
+}
+
+/// The consumer is gone: what it has not been given (the unwritten rest of a batch and the
+/// pending bytes) is a write error, and data is dropped until the next consumer.
+fn lose_pending(state: &mut State, reason: String, events: &mut Vec<ForwardEvent>) {
+    state.phase = Phase::Disconnected;
+    let lost = state.queued() as u64;
+    state.pending.clear();
+    state.in_flight = 0;
+    events.push(ForwardEvent::Disconnected { reason });
+    if state.count_drop(DropReason::WriteError, lost) {
+        events.push(ForwardEvent::Dropped {
+            reason: DropReason::WriteError,
+            bytes: lost,
+        });
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -655,8 +959,11 @@ struct State {
     finishing: bool,
     /// Set when `close` gives up: the writer ends without counting anything but its batch.
     stopping: bool,
-    /// The writer thread has ended.
+    /// The writer thread has ended, or the caller finished the stream.
     done: bool,
+    writer: Writer,
+    /// The caller's connection while the caller writes.
+    inline: Option<Inline>,
     /// The consumer's socket while the writer holds it open, so `close` can cut a write short.
     socket: Option<RawFd>,
     /// The same socket for `send_waiting`, which writes full batches itself.
@@ -671,6 +978,10 @@ struct State {
 }
 
 impl State {
+    fn caller_writes(&self) -> bool {
+        matches!(self.writer, Writer::Caller { .. })
+    }
+
     /// The most bytes that may be queued now, and what a chunk beyond it is dropped as.
     fn limit(&self, limits: &ForwardLimits) -> (usize, DropReason) {
         match self.phase {
@@ -761,7 +1072,7 @@ impl Worker {
             Target::Listener { listener, port } => {
                 self.shared.emit(ForwardEvent::Listening { port });
                 while let Some((stream, peer)) = self.accept(&listener) {
-                    if !matches!(self.serve(stream, peer), End::Lost) {
+                    if !matches!(self.serve(stream, peer, false), End::Lost) {
                         return;
                     }
                 }
@@ -770,9 +1081,16 @@ impl Worker {
                 addrs,
                 connect_timeout,
                 retry_every,
+                adopted,
             } => {
+                if let Some((stream, peer, announced)) =
+                    adopted.and_then(|c| Worker::adopt(c, connect_timeout))
+                    && !matches!(self.serve(stream, peer, announced), End::Lost)
+                {
+                    return;
+                }
                 while let Some((stream, peer)) = self.dial(&addrs, connect_timeout, retry_every) {
-                    if !matches!(self.serve(stream, peer), End::Lost) {
+                    if !matches!(self.serve(stream, peer, false), End::Lost) {
                         return;
                     }
                 }
@@ -782,6 +1100,26 @@ impl Worker {
 
     fn nothing_to_connect_for(&self) -> bool {
         self.shared.lock().nothing_to_connect_for()
+    }
+
+    /// The connection the caller dialled, once the consumer has accepted it (waiting up to
+    /// `connect_timeout` if it has not yet), and whether the caller already counted it as
+    /// connected; None when it failed, and a round of dialling follows at once.
+    fn adopt(
+        connection: Inline,
+        connect_timeout: Duration,
+    ) -> Option<(TcpStream, SocketAddr, bool)> {
+        let Inline {
+            stream,
+            peer,
+            established,
+        } = connection;
+        if established {
+            return Some((stream, peer, true));
+        }
+        let ready = poll_fd(stream.as_raw_fd(), libc::POLLOUT, connect_timeout);
+        (ready & libc::POLLOUT != 0 && matches!(stream.take_error(), Ok(None)))
+            .then_some((stream, peer, false))
     }
 
     fn accept(&self, listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
@@ -842,8 +1180,8 @@ impl Worker {
     }
 
     /// Forward to one consumer until the stream is finished, `close` gives up, or the consumer
-    /// goes away.
-    fn serve(&mut self, stream: TcpStream, peer: SocketAddr) -> End {
+    /// goes away. `announced`: the caller already counted and announced the connection.
+    fn serve(&mut self, stream: TcpStream, peer: SocketAddr, announced: bool) -> End {
         let stream = Arc::new(stream);
         let configured = stream
             .set_nonblocking(false)
@@ -860,12 +1198,16 @@ impl Worker {
             if state.stopping {
                 return End::Stopped;
             }
-            state.phase = Phase::Connected;
-            state.stats.connections += 1;
+            if !announced {
+                state.phase = Phase::Connected;
+                state.stats.connections += 1;
+            }
             state.socket = Some(stream.as_raw_fd());
             state.direct = Some(Arc::clone(&stream));
         }
-        self.shared.emit(ForwardEvent::Connected { peer });
+        if !announced {
+            self.shared.emit(ForwardEvent::Connected { peer });
+        }
         let end = self.pump(&stream);
         // The descriptor is forgotten under the lock before it is closed, so `close` never
         // shuts down a descriptor that has been reused (a `send_waiting` still writing holds
@@ -1037,20 +1379,11 @@ impl Worker {
     /// pending bytes) is a write error, and data is dropped until the next consumer.
     fn lose(&self, reason: String) {
         let shared = &*self.shared;
-        let mut state = shared.lock();
-        state.phase = Phase::Disconnected;
-        let lost = state.queued() as u64;
-        state.pending.clear();
-        state.in_flight = 0;
-        let first = state.count_drop(DropReason::WriteError, lost);
-        drop(state);
+        let mut events = Vec::new();
+        lose_pending(&mut shared.lock(), reason, &mut events);
         shared.progress.notify_all();
-        shared.emit(ForwardEvent::Disconnected { reason });
-        if first {
-            shared.emit(ForwardEvent::Dropped {
-                reason: DropReason::WriteError,
-                bytes: lost,
-            });
+        for event in events {
+            shared.emit(event);
         }
     }
 }
@@ -1259,7 +1592,7 @@ mod tests {
             .count()
     }
 
-    fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         let give_up_at = Instant::now() + PATIENCE;
         while !condition() {
             assert!(Instant::now() < give_up_at, "timed out waiting for {what}");
@@ -1508,6 +1841,136 @@ mod tests {
         live_on_second_connection(forwarder, second, "the reconnection");
     }
 
+    /// A connector the caller writes to (`connect_inline`), and the consumer it dialled.
+    fn inline_connector(
+        max_buffer_bytes: usize,
+        events: EventCallback,
+    ) -> (Forwarder, TcpListener, TcpStream) {
+        let (listener, addr) = loopback_listener();
+        let forwarder = Forwarder::connect_inline(
+            vec![addr],
+            Duration::from_millis(500),
+            Duration::from_millis(50),
+            limits(1 << 16, max_buffer_bytes),
+            events,
+        )
+        .unwrap();
+        let consumer = accept_within(&listener);
+        (forwarder, listener, consumer)
+    }
+
+    #[test]
+    fn inline_connector_writes_on_the_callers_thread_and_ends_the_stream_at_finish() {
+        let (events, seen) = recorder();
+        let (forwarder, _listener, consumer) = inline_connector(1 << 20, events);
+        let reader = spawn_reader(consumer, || false);
+        // 100 KB: more than a batch goes out from `send_waiting`, the rest at `flush`; the
+        // last chunk at `finish`.
+        let mut expected = Vec::new();
+        for index in 0..73 {
+            if index == 72 {
+                assert!(forwarder.stats().delivered > 0);
+                forwarder.flush();
+                assert_eq!(forwarder.stats().delivered, expected.len() as u64);
+            }
+            let data = chunk(index, 1400);
+            assert_eq!(forwarder.send_waiting(&data, PATIENCE), Ok(()));
+            expected.extend_from_slice(&data);
+        }
+        forwarder.finish();
+        // Written and ended on this thread: nothing is left for a writer thread.
+        assert!(forwarder.is_done());
+        assert!(reader.join().unwrap() == expected);
+        let stats = forwarder.close(Instant::now());
+        assert_eq!(
+            stats,
+            ForwardStats {
+                sent: expected.len() as u64,
+                delivered: expected.len() as u64,
+                connections: 1,
+                ..ForwardStats::default()
+            }
+        );
+        let seen = seen.lock().unwrap();
+        assert!(
+            matches!(seen[0], ForwardEvent::Connected { .. }),
+            "{seen:?}"
+        );
+        assert_eq!(seen[1..], [ForwardEvent::Finished]);
+    }
+
+    #[test]
+    fn inline_connector_hands_a_refused_dial_to_the_writer_thread_which_retries() {
+        let addr = loopback_listener().1;
+        let (events, seen) = recorder();
+        let forwarder = Forwarder::connect_inline(
+            vec![addr],
+            Duration::from_millis(500),
+            Duration::from_millis(50),
+            limits(1 << 16, 1 << 20),
+            events,
+        )
+        .unwrap();
+        assert_eq!(forwarder.send_waiting(b"startup", PATIENCE), Ok(()));
+        // What the caller of a file input does every so often: the refusal is noticed.
+        forwarder.flush();
+        wait_for("a failed attempt", || {
+            count(&seen, |e| matches!(e, ForwardEvent::ConnectFailed { .. })) > 0
+        });
+        let listener = TcpListener::bind(addr).unwrap();
+        let consumer = accept_within(&listener);
+        assert_eq!(forwarder.send_waiting(b" live", PATIENCE), Ok(()));
+        forwarder.finish();
+        assert_eq!(read_to_end(consumer), b"startup live");
+        let stats = forwarder.close(Instant::now() + PATIENCE);
+        assert_accounted(&stats);
+        assert_eq!((stats.delivered, stats.connections), (12, 1));
+    }
+
+    #[test]
+    fn inline_connector_leaves_a_slow_consumer_to_the_writer_thread_and_loses_nothing() {
+        let (events, _) = recorder();
+        let (forwarder, _listener, consumer) = inline_connector(16 * 1024, events);
+        let started = Instant::now();
+        let reader = spawn_reader(consumer, move || {
+            started.elapsed() < Duration::from_millis(200)
+        });
+        // 8 MB: more than the kernel buffers, so the socket fills and a thread must wait.
+        let mut expected = Vec::new();
+        for index in 0..6000 {
+            let data = chunk(index, 1400);
+            assert_eq!(forwarder.send_waiting(&data, PATIENCE), Ok(()));
+            expected.extend_from_slice(&data);
+        }
+        forwarder.finish();
+        let received = reader.join().unwrap();
+        assert!(received == expected, "{} bytes arrived", received.len());
+        let stats = forwarder.close(Instant::now() + PATIENCE);
+        assert_eq!(
+            stats,
+            ForwardStats {
+                sent: expected.len() as u64,
+                delivered: expected.len() as u64,
+                connections: 1,
+                ..ForwardStats::default()
+            }
+        );
+    }
+
+    #[test]
+    fn inline_connector_abort_abandons_what_is_pending_and_closes() {
+        let (events, _) = recorder();
+        let (forwarder, _listener, consumer) = inline_connector(1 << 20, events);
+        assert_eq!(forwarder.send_waiting(&chunk(0, 1000), PATIENCE), Ok(()));
+        let stats = forwarder.abort();
+        assert_accounted(&stats);
+        assert_eq!(
+            (stats.sent, stats.abandoned, stats.delivered),
+            (1000, 1000, 0)
+        );
+        assert_eq!(read_to_end(consumer), b"");
+    }
+
     #[test]
     fn slow_consumer_gets_whole_chunks_in_order_and_send_never_blocks() {
         let (listener, addr) = loopback_listener();
@@ -1662,11 +2125,16 @@ mod tests {
         .unwrap();
         let _consumer = consumer(addr, 4096);
         wait_for("the consumer", || forwarder.stats().connected);
-        for index in 0..5000 {
-            // Drops are expected once everything is full.
-            let _ = forwarder.send(&chunk(index, 1400));
-        }
-        wait_for("the stall", || forwarder.stats().stalls > 0);
+        // Offered until the socket is full and the writer blocked: how much the kernel takes
+        // first depends on its buffer tuning. Drops are expected once everything is full.
+        let mut index = 0;
+        wait_for("the stall", || {
+            for _ in 0..500 {
+                let _ = forwarder.send(&chunk(index, 1400));
+                index += 1;
+            }
+            forwarder.stats().stalls > 0
+        });
         let stalled: Vec<Duration> = seen
             .lock()
             .unwrap()

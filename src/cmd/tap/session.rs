@@ -346,6 +346,9 @@ impl Registry {
 /// a chunk only every few milliseconds, so a short delay would mean a write per chunk.
 const BATCH_FLUSH_DELAY: Duration = Duration::from_millis(250);
 
+/// Packets between two looks at the clock for the outputs the capture thread writes itself.
+const FLUSH_CHECK_PACKETS: u32 = 1024;
+
 /// Where and how sessions' outputs are made.
 pub struct OutputPlan {
     pub listener_stall: Option<Duration>,
@@ -416,6 +419,10 @@ pub struct Tap {
     sessions: HashMap<u64, Tapped, foldhash::fast::RandomState>,
     /// Sessions whose outputs are draining, on their own threads.
     closing: Vec<JoinHandle<()>>,
+    /// When the outputs the capture thread writes (input that waits for the consumers) last
+    /// wrote what had gathered, and packets since the clock was read.
+    flushed_at: Instant,
+    packets_unflushed: u32,
 }
 
 fn side_endpoint(key: &FlowKey, side: Side) -> Endpoint {
@@ -446,6 +453,8 @@ impl Tap {
             recorder,
             sessions: HashMap::default(),
             closing: Vec::new(),
+            flushed_at: Instant::now(),
+            packets_unflushed: 0,
         }
     }
 
@@ -517,8 +526,14 @@ impl Tap {
             }
         }
         if let Some(connector) = &self.plan.connector {
+            // Input that waits for the consumers writes to them on this thread while it can.
+            let connect = if self.plan.wait_for_consumers.is_some() {
+                Forwarder::connect_inline
+            } else {
+                Forwarder::connect
+            };
             for direction in Direction::BOTH {
-                match Forwarder::connect(
+                match connect(
                     connector.targets[direction.index()].clone(),
                     connector.connect_timeout,
                     connector.retry_every,
@@ -592,7 +607,8 @@ impl Tap {
         Box::new(move |event| events.output_event(session, direction, kind, &event))
     }
 
-    /// End a session: its outputs drain on their own thread, then its ports return.
+    /// End a session: its outputs drain (on a thread of their own when that means waiting),
+    /// then its ports return.
     fn end(&mut self, id: u64, reason: &'static str, ts_ns: i64) {
         let Some(tapped) = self.sessions.get(&id) else {
             return;
@@ -619,6 +635,7 @@ impl Tap {
         let deadline = Instant::now() + self.plan.drain_timeout;
         let registry = Arc::clone(&self.registry);
         let events = self.events.clone();
+        let drained = outputs.iter().all(|o| o.forwarder.is_done());
         let drain = move || {
             let mut finals = Vec::new();
             for o in outputs {
@@ -633,6 +650,11 @@ impl Tap {
             registry.release_ports(&session, &events);
             events.session_summary(&session, reason, &finals);
         };
+        if drained {
+            // Nothing left to wait for (the outputs were written on this thread).
+            drain();
+            return;
+        }
         self.closing.retain(|h| !h.is_finished());
         match std::thread::Builder::new()
             .name(format!("tap-close-{id}"))
@@ -644,6 +666,27 @@ impl Tap {
                 session = id,
                 "cannot start a thread to close a session: {e}"
             ),
+        }
+    }
+
+    /// Every [`BATCH_FLUSH_DELAY`], the outputs this thread writes write what has gathered, as a
+    /// writer thread does after its flush delay: a quiet session's bytes do not wait for its
+    /// end, and a consumer that is not there is noticed (a thread then dials it).
+    fn flush_when_due(&mut self) {
+        self.packets_unflushed += 1;
+        if self.packets_unflushed < FLUSH_CHECK_PACKETS {
+            return;
+        }
+        self.packets_unflushed = 0;
+        let now = Instant::now();
+        if now - self.flushed_at < BATCH_FLUSH_DELAY {
+            return;
+        }
+        self.flushed_at = now;
+        for tapped in self.sessions.values() {
+            for o in &tapped.session.outputs().outputs {
+                o.forwarder.flush();
+            }
         }
     }
 
@@ -761,6 +804,9 @@ fn direction_of(from: Side, requester: Side) -> Direction {
 impl FlowConsumer for Tap {
     fn packet(&mut self, packet: &Packet<'_>, _: &Decoded<'_>, flow: Option<(&TrackedFlow, Side)>) {
         self.registry.totals.packets.fetch_add(1, Ordering::Relaxed);
+        if self.plan.wait_for_consumers.is_some() {
+            self.flush_when_due();
+        }
         let Some((flow, _)) = flow else { return };
         if flow.key.protocol != 6 {
             return;
