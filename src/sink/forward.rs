@@ -1813,14 +1813,7 @@ mod tests {
         // A port nobody listens on any more.
         let addr = loopback_listener().1;
         let (events, seen) = recorder();
-        let forwarder = Forwarder::connect(
-            vec![addr],
-            Duration::from_millis(500),
-            Duration::from_millis(50),
-            limits(1 << 16, 1 << 20),
-            events,
-        )
-        .unwrap();
+        let forwarder = dialling(Forwarder::connect, addr, 1 << 20, events);
         assert_eq!(forwarder.local_port(), None);
         assert_eq!(forwarder.send(b"startup"), Ok(()));
         wait_for("a failed attempt", || {
@@ -1841,20 +1834,39 @@ mod tests {
         live_on_second_connection(forwarder, second, "the reconnection");
     }
 
-    /// A connector the caller writes to (`connect_inline`), and the consumer it dialled.
-    fn inline_connector(
+    type Connect = fn(
+        Vec<SocketAddr>,
+        Duration,
+        Duration,
+        ForwardLimits,
+        EventCallback,
+    ) -> io::Result<Forwarder>;
+
+    /// A connector to `addr` made by `connect` (`Forwarder::connect` or `connect_inline`), with
+    /// a 64 KiB startup buffer and timeouts short enough for tests.
+    fn dialling(
+        connect: Connect,
+        addr: SocketAddr,
         max_buffer_bytes: usize,
         events: EventCallback,
-    ) -> (Forwarder, TcpListener, TcpStream) {
-        let (listener, addr) = loopback_listener();
-        let forwarder = Forwarder::connect_inline(
+    ) -> Forwarder {
+        connect(
             vec![addr],
             Duration::from_millis(500),
             Duration::from_millis(50),
             limits(1 << 16, max_buffer_bytes),
             events,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A connector the caller writes to (`connect_inline`), and the consumer it dialled.
+    fn inline_connector(
+        max_buffer_bytes: usize,
+        events: EventCallback,
+    ) -> (Forwarder, TcpListener, TcpStream) {
+        let (listener, addr) = loopback_listener();
+        let forwarder = dialling(Forwarder::connect_inline, addr, max_buffer_bytes, events);
         let consumer = accept_within(&listener);
         (forwarder, listener, consumer)
     }
@@ -1882,15 +1894,7 @@ mod tests {
         assert!(forwarder.is_done());
         assert!(reader.join().unwrap() == expected);
         let stats = forwarder.close(Instant::now());
-        assert_eq!(
-            stats,
-            ForwardStats {
-                sent: expected.len() as u64,
-                delivered: expected.len() as u64,
-                connections: 1,
-                ..ForwardStats::default()
-            }
-        );
+        assert_eq!(stats, delivered_whole(expected.len()));
         let seen = seen.lock().unwrap();
         assert!(
             matches!(seen[0], ForwardEvent::Connected { .. }),
@@ -1903,14 +1907,7 @@ mod tests {
     fn inline_connector_hands_a_refused_dial_to_the_writer_thread_which_retries() {
         let addr = loopback_listener().1;
         let (events, seen) = recorder();
-        let forwarder = Forwarder::connect_inline(
-            vec![addr],
-            Duration::from_millis(500),
-            Duration::from_millis(50),
-            limits(1 << 16, 1 << 20),
-            events,
-        )
-        .unwrap();
+        let forwarder = dialling(Forwarder::connect_inline, addr, 1 << 20, events);
         assert_eq!(forwarder.send_waiting(b"startup", PATIENCE), Ok(()));
         // What the caller of a file input does every so often: the refusal is noticed.
         forwarder.flush();
@@ -1931,30 +1928,7 @@ mod tests {
     fn inline_connector_leaves_a_slow_consumer_to_the_writer_thread_and_loses_nothing() {
         let (events, _) = recorder();
         let (forwarder, _listener, consumer) = inline_connector(16 * 1024, events);
-        let started = Instant::now();
-        let reader = spawn_reader(consumer, move || {
-            started.elapsed() < Duration::from_millis(200)
-        });
-        // 8 MB: more than the kernel buffers, so the socket fills and a thread must wait.
-        let mut expected = Vec::new();
-        for index in 0..6000 {
-            let data = chunk(index, 1400);
-            assert_eq!(forwarder.send_waiting(&data, PATIENCE), Ok(()));
-            expected.extend_from_slice(&data);
-        }
-        forwarder.finish();
-        let received = reader.join().unwrap();
-        assert!(received == expected, "{} bytes arrived", received.len());
-        let stats = forwarder.close(Instant::now() + PATIENCE);
-        assert_eq!(
-            stats,
-            ForwardStats {
-                sent: expected.len() as u64,
-                delivered: expected.len() as u64,
-                connections: 1,
-                ..ForwardStats::default()
-            }
-        );
+        send_waiting_to_a_slow_reader(forwarder, consumer);
     }
 
     #[test]
@@ -2024,11 +1998,16 @@ mod tests {
         let forwarder = Forwarder::listen(listener, limits(0, 16 * 1024), events).unwrap();
         let consumer = consumer(addr, 256 * 1024);
         wait_for("the consumer", || forwarder.stats().connected);
+        send_waiting_to_a_slow_reader(forwarder, consumer);
+    }
+
+    /// 8 MB with `send_waiting` to a consumer that reads slowly for the first 200 ms: more
+    /// than the kernel buffers, so the sender has to wait for the reader; all of it arrives.
+    fn send_waiting_to_a_slow_reader(forwarder: Forwarder, consumer: TcpStream) {
         let started = Instant::now();
         let reader = spawn_reader(consumer, move || {
             started.elapsed() < Duration::from_millis(200)
         });
-        // 8 MB: more than the kernel buffers, so the sender has to wait for the reader.
         let mut expected = Vec::new();
         for index in 0..6000 {
             let data = chunk(index, 1400);
@@ -2039,15 +2018,17 @@ mod tests {
         let received = reader.join().unwrap();
         assert!(received == expected, "{} bytes arrived", received.len());
         let stats = forwarder.close(Instant::now() + PATIENCE);
-        assert_eq!(
-            stats,
-            ForwardStats {
-                sent: expected.len() as u64,
-                delivered: expected.len() as u64,
-                connections: 1,
-                ..ForwardStats::default()
-            }
-        );
+        assert_eq!(stats, delivered_whole(expected.len()));
+    }
+
+    /// The final counts of a stream delivered whole over one connection.
+    fn delivered_whole(bytes: usize) -> ForwardStats {
+        ForwardStats {
+            sent: bytes as u64,
+            delivered: bytes as u64,
+            connections: 1,
+            ..ForwardStats::default()
+        }
     }
 
     #[test]
