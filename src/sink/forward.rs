@@ -574,14 +574,12 @@ impl Forwarder {
     /// start, the stream ends here as if the consumer had gone.
     fn take_over(&self, state: &mut State, events: &mut Vec<ForwardEvent>) {
         if let Err(error) = spawn_writer(&self.shared, state) {
-            state.inline = None;
-            state.writer = Writer::Ended;
             lose_pending(
                 state,
                 format!("cannot start a writer thread: {error}"),
                 events,
             );
-            state.done = true;
+            state.end_without_thread();
         }
     }
 
@@ -631,10 +629,7 @@ impl Forwarder {
                 state.stopping = true;
                 state.stats.abandoned += state.pending.len() as u64;
                 state.pending.clear();
-                state.inline = None;
-                state.phase = Phase::Disconnected;
-                state.writer = Writer::Ended;
-                state.done = true;
+                state.end_without_thread();
             } else {
                 state.finishing = true;
                 let mut events = Vec::new();
@@ -827,9 +822,7 @@ fn end_inline(state: &mut State, events: &mut Vec<ForwardEvent>) {
         // Input left unread would turn the close into a reset.
         let _ = check_consumer(&connection.stream, &mut false);
     }
-    state.phase = Phase::Disconnected;
-    state.writer = Writer::Ended;
-    state.done = true;
+    state.end_without_thread();
     events.push(ForwardEvent::Finished);
 }
 
@@ -980,6 +973,15 @@ struct State {
 impl State {
     fn caller_writes(&self) -> bool {
         matches!(self.writer, Writer::Caller { .. })
+    }
+
+    /// The stream ends where no writer thread runs: the caller's connection (if still open)
+    /// closes, and `close` has nothing to wait for.
+    fn end_without_thread(&mut self) {
+        self.inline = None;
+        self.phase = Phase::Disconnected;
+        self.writer = Writer::Ended;
+        self.done = true;
     }
 
     /// The most bytes that may be queued now, and what a chunk beyond it is dropped as.
