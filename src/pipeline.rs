@@ -1,43 +1,57 @@
-//! The one pipeline: source → decode → flow table (with TCP tracking). `flows` consumes it
-//! directly; the reassembling consumers (http-trace, tap) will hang their streams off the same
-//! per-flow state. A 5-tuple reused by a new connection (a SYN after FIN or RST) starts a new
-//! flow, as tshark's `tcp.stream` does.
+//! The one pipeline: source → decode → flow table (with TCP tracking) → reassembly. `flows`
+//! consumes the flows directly; the reassembling consumers (http-trace, tap) read the streams,
+//! which hang off the same per-flow state together with what the consumer keeps per connection
+//! (one lookup per packet, the flow table's). A 5-tuple reused by a new connection (a SYN after
+//! FIN or RST) starts a new flow, as tshark's `tcp.stream` does.
 
 use crate::decode::{DecodeOptions, Decoded, Transport, decode};
 use crate::flow::{EndReason, Flow, FlowKey, FlowTable, Side, TableConfig, TcpState, TcpTracker};
 use crate::reassembly::{CloseReason, Connection, ConnectionInfo, StreamConfig, StreamHandler};
 use crate::source::{Packet, Source, SourceError};
 
-/// What the pipeline keeps per flow.
-#[derive(Debug, Default)]
-pub struct FlowState {
+/// What the pipeline keeps per flow; `S` is what the consumer's stream handler keeps per
+/// connection.
+#[derive(Debug)]
+pub struct FlowState<S = ()> {
     /// Present for TCP flows.
     pub tcp: Option<TcpTracker>,
-    /// Both reassembled directions, for TCP flows when the consumer reads streams (boxed: most
-    /// flows never have one, and the table holds millions).
-    pub connection: Option<Box<Connection>>,
+    /// Both reassembled directions and the handler's state, for TCP flows when the consumer
+    /// reads streams (boxed: most flows never have one, and the table holds millions).
+    pub connection: Option<Box<Connection<S>>>,
 }
 
-pub type TrackedFlow = Flow<FlowState>;
+impl<S> Default for FlowState<S> {
+    fn default() -> Self {
+        FlowState {
+            tcp: None,
+            connection: None,
+        }
+    }
+}
+
+pub type TrackedFlow<S = ()> = Flow<FlowState<S>>;
 
 /// What a pipeline consumer sees.
 pub trait FlowConsumer {
-    /// Every packet, after its flow (if it has one) was updated.
+    /// What its stream handler keeps per connection (`()` for a consumer that reads no streams).
+    type ConnectionState;
+    /// Every packet, after its flow (if it has one) was updated and its segment reassembled.
     fn packet(
         &mut self,
         packet: &Packet<'_>,
         decoded: &Decoded<'_>,
-        flow: Option<(&TrackedFlow, Side)>,
+        flow: Option<(&TrackedFlow<Self::ConnectionState>, Side)>,
     );
-    /// A flow left the table (its streams, if reassembled, were closed first).
-    fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason);
+    /// A flow left the table (its streams, if reassembled, were closed first; the connection,
+    /// with the handler's state, is still in it).
+    fn flow_ended(&mut self, flow: TrackedFlow<Self::ConnectionState>, reason: EndReason);
     /// The handler of reassembled TCP streams, for consumers that read them.
-    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler> {
+    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = Self::ConnectionState>> {
         None
     }
 }
 
-fn info(flow: &TrackedFlow) -> ConnectionInfo {
+fn info<S>(flow: &TrackedFlow<S>) -> ConnectionInfo {
     ConnectionInfo {
         id: flow.id,
         key: flow.key,
@@ -47,13 +61,14 @@ fn info(flow: &TrackedFlow) -> ConnectionInfo {
 }
 
 /// Close a leaving flow's streams, then hand it to the consumer.
-fn end_flow(
-    consumer: &mut dyn FlowConsumer,
+fn end_flow<C: FlowConsumer + ?Sized>(
+    consumer: &mut C,
     buffered: &mut usize,
-    mut flow: TrackedFlow,
+    mut flow: TrackedFlow<C::ConnectionState>,
     reason: EndReason,
 ) {
-    if let Some(mut connection) = flow.data.connection.take()
+    let info = info(&flow);
+    if let Some(connection) = &mut flow.data.connection
         && let Some(handler) = consumer.stream_handler()
     {
         *buffered = buffered.saturating_sub(connection.buffered());
@@ -61,7 +76,7 @@ fn end_flow(
             EndReason::End => CloseReason::End,
             EndReason::Idle | EndReason::Evicted | EndReason::Replaced => CloseReason::Expired,
         };
-        connection.close(&info(&flow), why, handler);
+        connection.close(&info, why, handler);
     }
     consumer.flow_ended(flow, reason);
 }
@@ -94,12 +109,12 @@ const EXPIRY_STEP_NS: i64 = 1_000_000_000;
 
 /// Run `source` through decode and the flow table into `consumer`. A source error ends the run
 /// after everything before it was handed over (and every flow ended).
-pub fn run<S: Source + ?Sized>(
+pub fn run<S: Source + ?Sized, C: FlowConsumer + ?Sized>(
     source: &mut S,
     config: &PipelineConfig,
-    consumer: &mut dyn FlowConsumer,
+    consumer: &mut C,
 ) -> (PipelineStats, Option<SourceError>) {
-    let mut table: FlowTable<FlowState> = FlowTable::new(config.table);
+    let mut table: FlowTable<FlowState<C::ConnectionState>> = FlowTable::new(config.table);
     let mut stats = PipelineStats::default();
     let mut next_expiry = i64::MIN;
     // Bytes held by every connection's streams, against the global cap.
@@ -159,7 +174,10 @@ pub fn run<S: Source + ?Sized>(
             && let Some(handler) = consumer.stream_handler()
         {
             let info = info(flow);
-            let connection = flow.data.connection.get_or_insert_with(Box::default);
+            let connection = flow
+                .data
+                .connection
+                .get_or_insert_with(|| Box::new(Connection::new(handler.open(&info))));
             let before = connection.buffered();
             connection.segment(&info, side, tcp, decoded.payload, limits, handler);
             let total = (buffered + connection.buffered()).saturating_sub(before);
@@ -177,8 +195,8 @@ pub fn run<S: Source + ?Sized>(
 
 /// A SYN (without ACK) on a flow whose connection is closing or over begins a new connection
 /// on the same 5-tuple.
-fn starts_a_new_connection(
-    table: &FlowTable<FlowState>,
+fn starts_a_new_connection<S>(
+    table: &FlowTable<FlowState<S>>,
     key: &FlowKey,
     flags: crate::decode::TcpFlags,
 ) -> bool {

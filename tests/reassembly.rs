@@ -25,7 +25,13 @@ struct Streams {
 }
 
 impl StreamHandler for Streams {
-    fn data(&mut self, c: &ConnectionInfo, from: Side, data: &[u8]) -> usize {
+    /// The id of the connection it was opened for: every call must bring its own back.
+    type State = u64;
+    fn open(&mut self, c: &ConnectionInfo) -> u64 {
+        c.id
+    }
+    fn data(&mut self, c: &ConnectionInfo, opened_for: &mut u64, from: Side, data: &[u8]) -> usize {
+        assert_eq!(*opened_for, c.id);
         let client = c.client.unwrap_or(Side::A);
         self.ports.insert(
             c.id,
@@ -37,20 +43,23 @@ impl StreamHandler for Streams {
             .extend_from_slice(data);
         data.len()
     }
-    fn gap(&mut self, _: &ConnectionInfo, _: Side, length: u64) {
+    fn gap(&mut self, c: &ConnectionInfo, opened_for: &mut u64, _: Side, length: u64) {
+        assert_eq!(*opened_for, c.id);
         self.gaps += length;
     }
-    fn close(&mut self, c: &ConnectionInfo, from: Side, reason: CloseReason) {
+    fn close(&mut self, c: &ConnectionInfo, opened_for: &mut u64, from: Side, reason: CloseReason) {
+        assert_eq!(*opened_for, c.id);
         self.closes.push((c.id, from, reason));
     }
 }
 
 impl FlowConsumer for Streams {
-    fn packet(&mut self, _: &Packet<'_>, _: &Decoded<'_>, _: Option<(&TrackedFlow, Side)>) {
+    type ConnectionState = u64;
+    fn packet(&mut self, _: &Packet<'_>, _: &Decoded<'_>, _: Option<(&TrackedFlow<u64>, Side)>) {
         self.gaps_while_reading = self.gaps;
     }
-    fn flow_ended(&mut self, _: TrackedFlow, _: EndReason) {}
-    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler> {
+    fn flow_ended(&mut self, _: TrackedFlow<u64>, _: EndReason) {}
+    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = u64>> {
         Some(self)
     }
 }

@@ -392,6 +392,8 @@ impl FlowsOutput {
 }
 
 impl FlowConsumer for FlowsOutput {
+    type ConnectionState = ();
+
     fn packet(
         &mut self,
         packet: &Packet<'_>,

@@ -12,8 +12,8 @@ use crate::decode::Decoded;
 use crate::flow::{EndReason, Endpoint, Side, TableConfig};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run as run_pipeline};
 use crate::proto::http::{
-    Direction, HttpConfig, HttpEvent, HttpMessage, HttpSink, HttpStats, HttpTracker, Peer, Problem,
-    ProblemKind, WebSocketMessage,
+    Direction, HttpConfig, HttpConnection, HttpEvent, HttpMessage, HttpSink, HttpStats,
+    HttpTracker, Peer, Problem, ProblemKind, WebSocketMessage,
 };
 use crate::reassembly::{StreamConfig, StreamHandler};
 use crate::sink::post::{PostConfig, PostSink, PostStats};
@@ -635,9 +635,17 @@ struct Trace {
 const EVICTIONS_LOGGED: u64 = 20;
 
 impl FlowConsumer for Trace {
-    fn packet(&mut self, _: &Packet<'_>, _: &Decoded<'_>, _: Option<(&TrackedFlow, Side)>) {}
+    type ConnectionState = HttpConnection;
 
-    fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
+    fn packet(
+        &mut self,
+        _: &Packet<'_>,
+        _: &Decoded<'_>,
+        _: Option<(&TrackedFlow<HttpConnection>, Side)>,
+    ) {
+    }
+
+    fn flow_ended(&mut self, flow: TrackedFlow<HttpConnection>, reason: EndReason) {
         let open = flow.data.tcp.as_ref().is_some_and(|t| {
             !matches!(
                 t.state,
@@ -664,7 +672,7 @@ impl FlowConsumer for Trace {
         }
     }
 
-    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler> {
+    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = HttpConnection>> {
         Some(&mut self.tracker)
     }
 }

@@ -33,38 +33,76 @@ pub struct ConnectionInfo {
 
 /// What a consumer of reassembled TCP implements.
 pub trait StreamHandler {
+    /// What the handler keeps per connection. The connection carries it in its own allocation:
+    /// a call finds it without a lookup of the handler's own, and it ends with the flow.
+    type State;
+    /// The connection's first segment was seen: the handler's state for it.
+    fn open(&mut self, connection: &ConnectionInfo) -> Self::State;
     /// In-order bytes from `from`; returns how many it used (the rest comes again with more).
-    fn data(&mut self, connection: &ConnectionInfo, from: Side, data: &[u8]) -> usize;
+    fn data(
+        &mut self,
+        connection: &ConnectionInfo,
+        state: &mut Self::State,
+        from: Side,
+        data: &[u8],
+    ) -> usize;
     /// `length` bytes from `from` are missing here.
-    fn gap(&mut self, connection: &ConnectionInfo, from: Side, length: u64);
+    fn gap(
+        &mut self,
+        connection: &ConnectionInfo,
+        state: &mut Self::State,
+        from: Side,
+        length: u64,
+    );
     /// No more bytes will come from `from`.
-    fn close(&mut self, connection: &ConnectionInfo, from: Side, reason: CloseReason);
+    fn close(
+        &mut self,
+        connection: &ConnectionInfo,
+        state: &mut Self::State,
+        from: Side,
+        reason: CloseReason,
+    );
 }
 
 /// Lets one direction's stream talk to the connection's handler.
-struct Adapter<'h> {
-    handler: &'h mut dyn StreamHandler,
+struct Adapter<'h, H: StreamHandler + ?Sized> {
+    handler: &'h mut H,
+    state: &'h mut H::State,
     info: &'h ConnectionInfo,
     from: Side,
 }
 
-impl StreamSink for Adapter<'_> {
+impl<H: StreamHandler + ?Sized> StreamSink for Adapter<'_, H> {
     fn on_data(&mut self, data: &[u8]) -> usize {
-        self.handler.data(self.info, self.from, data)
+        self.handler.data(self.info, self.state, self.from, data)
     }
     fn on_gap(&mut self, length: u64) {
-        self.handler.gap(self.info, self.from, length);
+        self.handler.gap(self.info, self.state, self.from, length);
     }
 }
 
-/// The two streams of one connection.
-#[derive(Debug, Default)]
-pub struct Connection {
+/// The two streams of one connection, and what the handler keeps for it.
+#[derive(Debug)]
+pub struct Connection<S> {
     streams: [Stream; 2],
     closed: [bool; 2],
+    state: S,
 }
 
-impl Connection {
+impl<S> Connection<S> {
+    pub fn new(state: S) -> Self {
+        Connection {
+            streams: Default::default(),
+            closed: [false; 2],
+            state,
+        }
+    }
+
+    /// The handler's state for this connection.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
     pub fn stream(&self, side: Side) -> &Stream {
         &self.streams[side.index()]
     }
@@ -75,14 +113,14 @@ impl Connection {
     }
 
     /// One TCP segment from `from`, with `payload` its captured data.
-    pub fn segment(
+    pub fn segment<H: StreamHandler<State = S> + ?Sized>(
         &mut self,
         info: &ConnectionInfo,
         from: Side,
         tcp: &TcpPacket<'_>,
         payload: &[u8],
         config: &StreamConfig,
-        handler: &mut dyn StreamHandler,
+        handler: &mut H,
     ) {
         let flags = tcp.flags();
         let mut seq = tcp.seq();
@@ -94,6 +132,7 @@ impl Connection {
         if !self.closed[i] {
             let mut sink = Adapter {
                 handler: &mut *handler,
+                state: &mut self.state,
                 info,
                 from,
             };
@@ -108,12 +147,12 @@ impl Connection {
         }
     }
 
-    fn close_side(
+    fn close_side<H: StreamHandler<State = S> + ?Sized>(
         &mut self,
         info: &ConnectionInfo,
         side: Side,
         reason: CloseReason,
-        handler: &mut dyn StreamHandler,
+        handler: &mut H,
     ) {
         let i = side.index();
         if self.closed[i] {
@@ -121,20 +160,26 @@ impl Connection {
         }
         let mut sink = Adapter {
             handler: &mut *handler,
+            state: &mut self.state,
             info,
             from: side,
         };
         self.streams[i].close(&mut sink);
         self.closed[i] = true;
-        handler.close(info, side, reason);
+        handler.close(info, &mut self.state, side, reason);
     }
 
     /// Deliver both directions' early data now, holes as gaps: what a global cap does to the
     /// connection that pushed it over.
-    pub fn shed(&mut self, info: &ConnectionInfo, handler: &mut dyn StreamHandler) {
+    pub fn shed<H: StreamHandler<State = S> + ?Sized>(
+        &mut self,
+        info: &ConnectionInfo,
+        handler: &mut H,
+    ) {
         for side in [Side::A, Side::B] {
             let mut sink = Adapter {
                 handler: &mut *handler,
+                state: &mut self.state,
                 info,
                 from: side,
             };
@@ -143,11 +188,11 @@ impl Connection {
     }
 
     /// End both directions: buffered data is delivered, holes become gaps.
-    pub fn close(
+    pub fn close<H: StreamHandler<State = S> + ?Sized>(
         &mut self,
         info: &ConnectionInfo,
         reason: CloseReason,
-        handler: &mut dyn StreamHandler,
+        handler: &mut H,
     ) {
         for side in [Side::A, Side::B] {
             self.close_side(info, side, reason, handler);
@@ -168,14 +213,22 @@ mod tests {
     }
 
     impl StreamHandler for Record {
-        fn data(&mut self, _: &ConnectionInfo, from: Side, data: &[u8]) -> usize {
+        /// Calls made for this connection, to check the state reaches each.
+        type State = u32;
+        fn open(&mut self, _: &ConnectionInfo) -> u32 {
+            0
+        }
+        fn data(&mut self, _: &ConnectionInfo, calls: &mut u32, from: Side, data: &[u8]) -> usize {
+            *calls += 1;
             self.bytes[from.index()].extend_from_slice(data);
             data.len()
         }
-        fn gap(&mut self, _: &ConnectionInfo, from: Side, length: u64) {
+        fn gap(&mut self, _: &ConnectionInfo, calls: &mut u32, from: Side, length: u64) {
+            *calls += 1;
             self.events.push(format!("gap {from:?} {length}"));
         }
-        fn close(&mut self, _: &ConnectionInfo, from: Side, reason: CloseReason) {
+        fn close(&mut self, _: &ConnectionInfo, calls: &mut u32, from: Side, reason: CloseReason) {
+            *calls += 1;
             self.events.push(format!("close {from:?} {reason:?}"));
         }
     }
@@ -204,9 +257,9 @@ mod tests {
     #[test]
     fn both_directions_with_fin_and_a_hole_closed_by_rst() {
         let (info, config) = (info(), StreamConfig::default());
-        let mut c = Connection::default();
         let mut r = Record::default();
-        let seg = |c: &mut Connection, r: &mut Record, side, seq, flags, data: &[u8]| {
+        let mut c = Connection::new(r.open(&info));
+        let seg = |c: &mut Connection<u32>, r: &mut Record, side, seq, flags, data: &[u8]| {
             let h = header(seq, flags);
             c.segment(&info, side, &TcpPacket::new(&h).unwrap(), data, &config, r);
         };
@@ -228,5 +281,7 @@ mod tests {
         assert_eq!(r.bytes[0], b"GET / HTTP/1.1\r\n\r\n");
         assert_eq!(r.bytes[1], b"HTTP/1.1 200 OK\r\ntail");
         assert_eq!(r.events, ["close A Fin", "gap B 5", "close B Reset"]);
+        // Two data calls, a gap and two closes, all with the connection's own state.
+        assert_eq!(*c.state(), 6);
     }
 }

@@ -17,7 +17,7 @@ use crate::sink::forward::{
 use crate::sink::recorder::{PacketRecorder, RecorderCounters};
 use crate::source::Packet;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -65,6 +65,13 @@ impl OutputKind {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Add to a counter only the capture thread writes (others only read it): a plain load and
+/// store, without the locked add that would first wait for every earlier store — the output
+/// copy's, to cold lines — to reach the cache.
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 fn endpoint_text(e: &Endpoint) -> String {
@@ -401,8 +408,8 @@ impl DirectionRule {
     }
 }
 
-/// Per tapped flow, on the capture thread.
-struct Tapped {
+/// Per tapped connection, carried by the reassembler's connection on the capture thread.
+pub struct Tapped {
     session: Arc<Session>,
     /// The requester's side in the flow key.
     requester: Side,
@@ -415,8 +422,6 @@ pub struct Tap {
     registry: Arc<Registry>,
     events: Events,
     recorder: Option<PacketRecorder>,
-    /// By flow id (looked up for every chunk: a fast hash).
-    sessions: HashMap<u64, Tapped, foldhash::fast::RandomState>,
     /// Sessions whose outputs are draining, on their own threads.
     closing: Vec<JoinHandle<()>>,
     /// When the outputs the capture thread writes (input that waits for the consumers) last
@@ -451,30 +456,14 @@ impl Tap {
             registry,
             events,
             recorder,
-            sessions: HashMap::default(),
             closing: Vec::new(),
             flushed_at: Instant::now(),
             packets_unflushed: 0,
         }
     }
 
-    /// The session of a flow (opened at its first sight) and the requester's side.
-    fn session(
-        &mut self,
-        id: u64,
-        key: &FlowKey,
-        client: Option<Side>,
-        ts_ns: i64,
-    ) -> (Arc<Session>, Side) {
-        if !self.sessions.contains_key(&id) {
-            let tapped = self.open(id, key, client, ts_ns);
-            self.sessions.insert(id, tapped);
-        }
-        let tapped = &self.sessions[&id];
-        (Arc::clone(&tapped.session), tapped.requester)
-    }
-
-    fn open(&mut self, id: u64, key: &FlowKey, client: Option<Side>, ts_ns: i64) -> Tapped {
+    /// Open the session of a connection at its first segment.
+    fn open_session(&mut self, id: u64, key: &FlowKey, client: Option<Side>, ts_ns: i64) -> Tapped {
         let requester = self.rule.requester(key, client);
         let (req, resp) = (
             side_endpoint(key, requester),
@@ -609,11 +598,8 @@ impl Tap {
 
     /// End a session: its outputs drain (on a thread of their own when that means waiting),
     /// then its ports return.
-    fn end(&mut self, id: u64, reason: &'static str, ts_ns: i64) {
-        let Some(tapped) = self.sessions.get(&id) else {
-            return;
-        };
-        let session = Arc::clone(&tapped.session);
+    fn end(&mut self, session: &Arc<Session>, reason: &'static str, ts_ns: i64) {
+        let (id, session) = (session.id, Arc::clone(session));
         let outputs = {
             let mut state = session.outputs();
             if state.end.is_some() {
@@ -683,8 +669,8 @@ impl Tap {
             return;
         }
         self.flushed_at = now;
-        for tapped in self.sessions.values() {
-            for o in &tapped.session.outputs().outputs {
+        for session in self.registry.open_sessions() {
+            for o in &session.outputs().outputs {
                 o.forwarder.flush();
             }
         }
@@ -701,27 +687,33 @@ impl Tap {
 }
 
 impl StreamHandler for Tap {
-    fn data(&mut self, connection: &ConnectionInfo, from: Side, data: &[u8]) -> usize {
-        let (session, requester) = self.session(
+    type State = Tapped;
+
+    fn open(&mut self, connection: &ConnectionInfo) -> Tapped {
+        self.open_session(
             connection.id,
             &connection.key,
             connection.client,
             connection.ts_ns,
-        );
-        let direction = direction_of(from, requester);
+        )
+    }
+
+    fn data(&mut self, _: &ConnectionInfo, tapped: &mut Tapped, from: Side, data: &[u8]) -> usize {
+        let direction = direction_of(from, tapped.requester);
+        let session = &tapped.session;
         let state = session.outputs();
         if state.end.is_some() {
-            self.registry
-                .totals
-                .bytes_after_close
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            add(&self.registry.totals.bytes_after_close, data.len() as u64);
             return data.len();
         }
-        session.counters[direction.index()]
-            .bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.registry.totals.bytes[direction.index()]
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        add(
+            &session.counters[direction.index()].bytes,
+            data.len() as u64,
+        );
+        add(
+            &self.registry.totals.bytes[direction.index()],
+            data.len() as u64,
+        );
         for o in state.outputs.iter().filter(|o| o.direction == direction) {
             // A drop is counted by the forwarder and announced once per reason by its events.
             let _: Result<(), DropReason> = match self.plan.wait_for_consumers {
@@ -732,37 +724,33 @@ impl StreamHandler for Tap {
         data.len()
     }
 
-    fn gap(&mut self, connection: &ConnectionInfo, from: Side, length: u64) {
-        let (session, requester) = self.session(
-            connection.id,
-            &connection.key,
-            connection.client,
-            connection.ts_ns,
-        );
-        let direction = direction_of(from, requester);
+    fn gap(&mut self, _: &ConnectionInfo, tapped: &mut Tapped, from: Side, length: u64) {
+        let direction = direction_of(from, tapped.requester);
+        let session = &tapped.session;
         let c = &session.counters[direction.index()];
-        c.gaps.fetch_add(1, Ordering::Relaxed);
-        c.gap_bytes.fetch_add(length, Ordering::Relaxed);
+        add(&c.gaps, 1);
+        add(&c.gap_bytes, length);
         let totals = &self.registry.totals;
-        totals.gaps.fetch_add(1, Ordering::Relaxed);
-        totals.gap_bytes.fetch_add(length, Ordering::Relaxed);
+        add(&totals.gaps, 1);
+        add(&totals.gap_bytes, length);
         tracing::debug!(
             session = session.id,
             direction = direction.as_str(),
             bytes = length,
             "gap"
         );
-        self.events.gap(&session, direction, length);
+        self.events.gap(session, direction, length);
     }
 
-    fn close(&mut self, connection: &ConnectionInfo, from: Side, reason: CloseReason) {
-        let (session, requester) = self.session(
-            connection.id,
-            &connection.key,
-            connection.client,
-            connection.ts_ns,
-        );
-        let direction = direction_of(from, requester);
+    fn close(
+        &mut self,
+        connection: &ConnectionInfo,
+        tapped: &mut Tapped,
+        from: Side,
+        reason: CloseReason,
+    ) {
+        let direction = direction_of(from, tapped.requester);
+        let session = &tapped.session;
         let why = match reason {
             CloseReason::Fin => "fin",
             CloseReason::Reset => "reset",
@@ -781,14 +769,14 @@ impl StreamHandler for Tap {
             .closed
             .store(true, Ordering::Relaxed);
         if reason == CloseReason::Fin {
-            self.events.half_closed(&session, direction, why);
+            self.events.half_closed(session, direction, why);
         }
         if session
             .counters
             .iter()
             .all(|c| c.closed.load(Ordering::Relaxed))
         {
-            self.end(connection.id, why, connection.ts_ns);
+            self.end(session, why, connection.ts_ns);
         }
     }
 }
@@ -802,17 +790,24 @@ fn direction_of(from: Side, requester: Side) -> Direction {
 }
 
 impl FlowConsumer for Tap {
-    fn packet(&mut self, packet: &Packet<'_>, _: &Decoded<'_>, flow: Option<(&TrackedFlow, Side)>) {
-        self.registry.totals.packets.fetch_add(1, Ordering::Relaxed);
+    type ConnectionState = Tapped;
+
+    fn packet(
+        &mut self,
+        packet: &Packet<'_>,
+        _: &Decoded<'_>,
+        flow: Option<(&TrackedFlow<Tapped>, Side)>,
+    ) {
+        add(&self.registry.totals.packets, 1);
         if self.plan.wait_for_consumers.is_some() {
             self.flush_when_due();
         }
-        let Some((flow, _)) = flow else { return };
-        if flow.key.protocol != 6 {
+        // Every TCP packet was reassembled first, so its connection (and session) exists.
+        let Some(connection) = flow.and_then(|(f, _)| f.data.connection.as_ref()) else {
             return;
-        }
-        let (session, _) = self.session(flow.id, &flow.key, flow.client, packet.ts_ns);
-        session.packets.fetch_add(1, Ordering::Relaxed);
+        };
+        let session = &connection.state().session;
+        add(&session.packets, 1);
         session.last_ns.store(packet.ts_ns, Ordering::Relaxed);
         if let Some(recorder) = &self.recorder {
             recorder.record(
@@ -826,18 +821,19 @@ impl FlowConsumer for Tap {
         }
     }
 
-    fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
+    fn flow_ended(&mut self, flow: TrackedFlow<Tapped>, reason: EndReason) {
         let why = match reason {
             EndReason::End => "input_ended",
             EndReason::Idle => "idle",
             EndReason::Evicted => "evicted",
             EndReason::Replaced => "replaced",
         };
-        self.end(flow.id, why, flow.last_ns);
-        self.sessions.remove(&flow.id);
+        if let Some(connection) = &flow.data.connection {
+            self.end(&connection.state().session, why, flow.last_ns);
+        }
     }
 
-    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler> {
+    fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = Tapped>> {
         Some(self)
     }
 }

@@ -32,16 +32,21 @@ fn info(id: u64, client_port: u16, server_port: u16, ts_ns: i64) -> ConnectionIn
 
 struct Harness {
     tracker: HttpTracker<Vec<HttpEvent>>,
+    /// What the reassembler carries for the connection.
+    connection: HttpConnection,
     held: [Vec<u8>; 2],
     info: ConnectionInfo,
 }
 
 impl Harness {
     fn new(config: HttpConfig) -> Self {
+        let mut tracker = HttpTracker::new(config, Vec::new()).unwrap();
+        let info = info(7, 40000, 80, 0);
         Harness {
-            tracker: HttpTracker::new(config, Vec::new()).unwrap(),
+            connection: tracker.open(&info),
+            tracker,
             held: [Vec::new(), Vec::new()],
-            info: info(7, 40000, 80, 0),
+            info,
         }
     }
 
@@ -57,7 +62,9 @@ impl Harness {
     fn send(&mut self, from: Side, bytes: &[u8]) -> &mut Self {
         let held = &mut self.held[from.index()];
         held.extend_from_slice(bytes);
-        let used = self.tracker.data(&self.info, from, held);
+        let used = self
+            .tracker
+            .data(&self.info, &mut self.connection, from, held);
         assert!(used <= held.len());
         held.drain(..used);
         let limit = self.tracker.config().max_header_bytes;
@@ -67,12 +74,14 @@ impl Harness {
 
     fn gap(&mut self, from: Side, length: u64) -> &mut Self {
         self.held[from.index()].clear();
-        self.tracker.gap(&self.info, from, length);
+        self.tracker
+            .gap(&self.info, &mut self.connection, from, length);
         self
     }
 
     fn close(&mut self, from: Side, reason: CloseReason) -> &mut Self {
-        self.tracker.close(&self.info, from, reason);
+        self.tracker
+            .close(&self.info, &mut self.connection, from, reason);
         self
     }
 
@@ -389,9 +398,9 @@ fn a_content_length_body_cut_by_the_close_is_incomplete_and_state_is_freed() {
     h.send(S, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
     assert!(h.held[1].is_empty(), "body bytes are consumed as they come");
     h.close(S, CloseReason::Fin);
-    assert_eq!(h.tracker.open_connections(), 1);
+    assert!(h.connection.is_open());
     h.close(C, CloseReason::Fin);
-    assert_eq!(h.tracker.open_connections(), 0);
+    assert!(!h.connection.is_open());
     let m = h.messages();
     assert_eq!((m[1].body_length, m[1].incomplete), (3, true));
 }
@@ -404,7 +413,7 @@ fn a_direction_closed_before_any_byte_still_frees_the_connection() {
     h.close(S, CloseReason::Fin);
     h.send(C, b"GET / HTTP/1.1\r\n\r\n");
     h.close(C, CloseReason::Fin);
-    assert_eq!(h.tracker.open_connections(), 0);
+    assert!(!h.connection.is_open());
     assert_eq!(h.messages().len(), 1);
 }
 
@@ -818,7 +827,8 @@ fn sampling_picks_the_same_connections_every_run() {
         let mut tracker = HttpTracker::new(config.clone(), Vec::new()).unwrap();
         for port in 1000..1200u16 {
             let i = info(first_id + u64::from(port), port, 80, 0);
-            tracker.data(&i, C, b"GET / HTTP/1.1\r\n\r\n");
+            let mut connection = tracker.open(&i);
+            tracker.data(&i, &mut connection, C, b"GET / HTTP/1.1\r\n\r\n");
         }
         tracker
             .sink()

@@ -20,8 +20,7 @@ use super::{ConfigError, HttpConfig, HttpSink};
 use crate::flow::{Endpoint, Side};
 use crate::reassembly::{CloseReason, ConnectionInfo, StreamHandler};
 use memchr::memchr;
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Requests waiting for their response, per connection: a capture of one direction only must
 /// not grow without bound.
@@ -693,8 +692,19 @@ fn has_upgrade(head: &Head) -> bool {
 pub struct HttpTracker<S: HttpSink> {
     config: HttpConfig,
     sink: S,
-    connections: HashMap<u64, ConnectionState>,
     stats: HttpStats,
+}
+
+/// What the tracker keeps per connection: nothing until the connection hands it bytes, a gap or
+/// a close, and nothing again once both directions are closed.
+#[derive(Debug, Default)]
+pub struct HttpConnection(Option<ConnectionState>);
+
+impl HttpConnection {
+    /// Whether the connection holds state (not both directions closed yet).
+    pub fn is_open(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 impl<S: HttpSink> HttpTracker<S> {
@@ -703,7 +713,6 @@ impl<S: HttpSink> HttpTracker<S> {
         Ok(HttpTracker {
             config,
             sink,
-            connections: HashMap::new(),
             stats: HttpStats::default(),
         })
     }
@@ -728,81 +737,70 @@ impl<S: HttpSink> HttpTracker<S> {
         self.stats
     }
 
-    /// Connections with state held (not both directions closed yet).
-    pub fn open_connections(&self) -> usize {
-        self.connections.len()
-    }
-
-    /// The connection's state, made on its first call.
+    /// The connection's state, made on its first call, and what the calls on it share.
     fn connection<'a>(
-        connections: &'a mut HashMap<u64, ConnectionState>,
-        stats: &mut HttpStats,
-        config: &HttpConfig,
-        info: &ConnectionInfo,
-    ) -> &'a mut ConnectionState {
-        match connections.entry(info.id) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let state = ConnectionState::new(info, config);
-                stats.connections += 1;
-                stats.skipped_connections += u64::from(state.is_skipped());
-                e.insert(state)
-            }
-        }
+        &'a mut self,
+        held: &'a mut HttpConnection,
+        info: &'a ConnectionInfo,
+    ) -> (&'a mut ConnectionState, Context<'a>) {
+        let state = held.0.get_or_insert_with(|| {
+            let state = ConnectionState::new(info, &self.config);
+            self.stats.connections += 1;
+            self.stats.skipped_connections += u64::from(state.is_skipped());
+            state
+        });
+        let cx = Context {
+            config: &self.config,
+            sink: &mut self.sink,
+            stats: &mut self.stats,
+            info,
+        };
+        (state, cx)
     }
 }
 
 impl<S: HttpSink> StreamHandler for HttpTracker<S> {
-    fn data(&mut self, connection: &ConnectionInfo, from: Side, data: &[u8]) -> usize {
-        let state = Self::connection(
-            &mut self.connections,
-            &mut self.stats,
-            &self.config,
-            connection,
-        );
-        let mut cx = Context {
-            config: &self.config,
-            sink: &mut self.sink,
-            stats: &mut self.stats,
-            info: connection,
-        };
+    type State = HttpConnection;
+
+    fn open(&mut self, _: &ConnectionInfo) -> HttpConnection {
+        HttpConnection::default()
+    }
+
+    fn data(
+        &mut self,
+        connection: &ConnectionInfo,
+        held: &mut HttpConnection,
+        from: Side,
+        data: &[u8],
+    ) -> usize {
+        let (state, mut cx) = self.connection(held, connection);
         state.data(&mut cx, from, data)
     }
 
-    fn gap(&mut self, connection: &ConnectionInfo, from: Side, length: u64) {
+    fn gap(
+        &mut self,
+        connection: &ConnectionInfo,
+        held: &mut HttpConnection,
+        from: Side,
+        length: u64,
+    ) {
         self.stats.gaps += 1;
-        let state = Self::connection(
-            &mut self.connections,
-            &mut self.stats,
-            &self.config,
-            connection,
-        );
-        let mut cx = Context {
-            config: &self.config,
-            sink: &mut self.sink,
-            stats: &mut self.stats,
-            info: connection,
-        };
+        let (state, mut cx) = self.connection(held, connection);
         state.gap(&mut cx, from, length);
     }
 
-    fn close(&mut self, connection: &ConnectionInfo, from: Side, reason: CloseReason) {
+    fn close(
+        &mut self,
+        connection: &ConnectionInfo,
+        held: &mut HttpConnection,
+        from: Side,
+        reason: CloseReason,
+    ) {
         // A direction may close before the connection carried any byte: the state must
         // remember it, or the other direction's close would never free the connection.
-        let state = Self::connection(
-            &mut self.connections,
-            &mut self.stats,
-            &self.config,
-            connection,
-        );
-        let mut cx = Context {
-            config: &self.config,
-            sink: &mut self.sink,
-            stats: &mut self.stats,
-            info: connection,
-        };
+        let (state, mut cx) = self.connection(held, connection);
         if state.close(&mut cx, from, reason) {
-            self.connections.remove(&connection.id);
+            held.0 = None;
         }
     }
 }
