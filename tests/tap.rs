@@ -140,7 +140,10 @@ impl Consumer {
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut readers = Vec::new();
-            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
+            // Stops only once the accept queue is empty: connections tap made before `finish`
+            // are still taken even when they arrived while this thread slept.
+            while Instant::now() < deadline {
+                let stop_when_empty = stopping.load(Ordering::Relaxed);
                 match listener.accept() {
                     Ok((mut socket, _)) => {
                         socket.set_nonblocking(false).unwrap();
@@ -162,6 +165,9 @@ impl Consumer {
                         }));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if stop_when_empty {
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(e) => panic!("accept: {e}"),
@@ -550,14 +556,24 @@ type Consumed = (Vec<String>, HashMap<(u16, &'static str), Vec<u8>>);
 
 /// A paced capture: one big upload (session of port 42001) and two small exchanges, spread
 /// over about `seconds` of packet time.
-fn paced_capture(path: &Path, big: usize, seconds: f64, gap: bool) -> (Vec<u8>, Vec<SmallSession>) {
+/// The small sessions begin once `lead` of the upload's frames have gone by: paced, that is after
+/// `lead` frames' worth of the `seconds`, time for a control client to subscribe first.
+fn paced_capture(
+    path: &Path,
+    big: usize,
+    seconds: f64,
+    gap: bool,
+    lead: usize,
+) -> (Vec<u8>, Vec<SmallSession>) {
     let upload = pattern(7, big);
     let mut a = Conn::open(42001, 77);
     a.send(true, &upload, 1400);
     a.send(false, b"stored\n", 1400);
     a.close();
     let mut small = Vec::new();
-    let mut conns = vec![a.frames];
+    let rest = a.frames.split_off(lead.min(a.frames.len()));
+    let mut frames = a.frames;
+    let mut conns = vec![rest];
     for (i, port) in [42002u16, 42003].into_iter().enumerate() {
         let mut c = Conn::open(port, 9000 + i as u32);
         let request = pattern(20 + i as u8, 30_000);
@@ -573,7 +589,7 @@ fn paced_capture(path: &Path, big: usize, seconds: f64, gap: bool) -> (Vec<u8>, 
         conns.push(frames);
         small.push((port, request, response));
     }
-    let frames = interleave(conns);
+    frames.extend(interleave(conns));
     let step = (seconds * 1e9 / frames.len() as f64) as i64;
     write_capture(path, frames, step);
     (upload, small)
@@ -685,7 +701,7 @@ fn stats_of<'a>(summary: &'a Value, direction: &str) -> &'a Value {
 fn a_slow_consumer_loses_counted_bytes_without_stalling_the_capture_or_other_sessions() {
     let dir = scratch("tap-slow-consumer");
     let capture = dir.join("paced.pcap");
-    let (upload, small) = paced_capture(&capture, 24 << 20, 1.5, false);
+    let (upload, small) = paced_capture(&capture, 24 << 20, 1.5, false, 0);
     let config = listener_config(&dir, 16_000_000, "max_output_buffer_bytes: 262144");
     let started = Instant::now();
     let (mut child, lines, port) = start_paced(&config, &capture);
@@ -758,7 +774,9 @@ fn a_slow_consumer_loses_counted_bytes_without_stalling_the_capture_or_other_ses
 fn the_control_plane_answers_every_command_and_streams_every_category() {
     let dir = scratch("tap-control");
     let capture = dir.join("paced.pcap");
-    paced_capture(&capture, 2 << 20, 3.0, true);
+    // The small sessions open a second in, after the clients below have subscribed: their
+    // ports' allocation is an event the all-categories client must see.
+    paced_capture(&capture, 2 << 20, 3.0, true, 500);
     // Nobody reads the sessions' ports but one: 20 kB startup buffers overflow.
     let config = listener_config(&dir, 20_000, "");
     let (mut child, _lines, port) = start_paced(&config, &capture);
