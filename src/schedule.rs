@@ -480,6 +480,6 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(3);
         let late = wait_until(deadline, Duration::from_micros(100));
         assert!(Instant::now() >= deadline);
-        assert!(late < Duration::from_millis(50), "{late:?}");
+        assert!(late < Duration::from_millis(500), "{late:?}");
     }
 }

@@ -1475,7 +1475,7 @@ mod tests {
 
     #[test]
     fn shutdown_waits_one_write_timeout_for_all_stalled_clients_together() {
-        let write_timeout = Duration::from_millis(400);
+        let write_timeout = Duration::from_secs(1);
         let server = start(ControlConfig {
             client_queue_lines: 1 << 20,
             client_queue_bytes: 1 << 30,
@@ -1501,7 +1501,7 @@ mod tests {
         let started = Instant::now();
         server.shutdown();
         let took = started.elapsed();
-        // One write timeout per client would be 1.6 s.
-        assert!(took < Duration::from_millis(1200), "shutdown took {took:?}");
+        // One write timeout per client would be 4 s.
+        assert!(took < Duration::from_millis(2500), "shutdown took {took:?}");
     }
 }

@@ -1962,21 +1962,20 @@ mod tests {
             move || sending.load(Ordering::Relaxed)
         });
         let mut expected = Vec::new();
-        let mut slowest = Duration::ZERO;
+        let started = Instant::now();
         for index in 0..20_000 {
             let data = chunk(index, 1400);
-            let started = Instant::now();
-            let result = forwarder.send(&data);
-            slowest = slowest.max(started.elapsed());
-            match result {
+            match forwarder.send(&data) {
                 Ok(()) => expected.extend_from_slice(&data),
                 Err(reason) => assert_eq!(reason, DropReason::OutputBufferFull),
             }
         }
+        // Waiting for this reader would take 7 s; a busy machine's pauses take milliseconds.
+        let sending_took = started.elapsed();
         sending.store(false, Ordering::Relaxed);
         assert!(
-            slowest < Duration::from_millis(50),
-            "a send took {slowest:?}"
+            sending_took < Duration::from_secs(3),
+            "sending took {sending_took:?}"
         );
         forwarder.finish();
         let received = reader.join().unwrap();
@@ -2078,7 +2077,7 @@ mod tests {
         let stats = forwarder.close(started + grace);
         let elapsed = started.elapsed();
         assert!(
-            elapsed >= grace && elapsed < grace + Duration::from_millis(500),
+            elapsed >= grace && elapsed < grace + Duration::from_secs(3),
             "close took {elapsed:?}"
         );
         assert_eq!(
