@@ -40,6 +40,13 @@ use tracing::debug;
 /// output buffer when that is smaller).
 pub const BATCH_BYTES: usize = 64 * 1024;
 
+/// Pending bytes that a forwarder's buffer grows to by doubling; past them it is given room for
+/// a whole batch (see `State::gather`).
+const SMALL_PENDING: usize = 8 * 1024;
+
+/// Room beyond a batch for the chunk that completes it, so that chunk needs no reallocation.
+const BATCH_SLACK: usize = 16 * 1024;
+
 /// How long the writer lets a small amount of data gather before writing it, for live use.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(2);
 
@@ -338,7 +345,7 @@ impl Forwarder {
                 // The writer thread is left asleep: full batches are written here, and what
                 // stays below a batch is written by the writer at its next idle look or at
                 // `finish`.
-                state.pending.extend_from_slice(data);
+                gather(&mut state.pending, data, shared.batch_bytes);
                 if state.in_flight == 0
                     && state.pending.len() >= shared.batch_bytes
                     && let Some(stream) = state.direct.clone()
@@ -514,7 +521,7 @@ impl Forwarder {
         }
         let taken = fits(&state);
         if taken {
-            state.pending.extend_from_slice(data);
+            gather(&mut state.pending, data, self.shared.batch_bytes);
             if state.caller_writes() && state.pending.len() >= self.shared.batch_bytes {
                 self.write_inline(&mut state, &mut events);
             }
@@ -813,6 +820,19 @@ fn spawn_writer(shared: &Arc<Shared>, state: &mut State) -> io::Result<()> {
     Ok(())
 }
 
+/// Add a chunk to a forwarder's pending bytes. A buffer that outgrows a few small chunks is
+/// sized for a whole batch at once rather than doubled again and again (each doubling copies what
+/// it holds, and at these sizes takes fresh pages): a stream of small messages keeps a small
+/// buffer, a bulk stream reallocates once.
+fn gather(pending: &mut Vec<u8>, data: &[u8], batch_bytes: usize) {
+    let needed = pending.len() + data.len();
+    if needed > pending.capacity() && needed > SMALL_PENDING {
+        let wanted = needed.max(batch_bytes + BATCH_SLACK);
+        pending.reserve_exact(wanted - pending.len());
+    }
+    pending.extend_from_slice(data);
+}
+
 /// End of stream on the caller's connection, everything written.
 fn end_inline(state: &mut State, events: &mut Vec<ForwardEvent>) {
     if let Some(connection) = state.inline.take() {
@@ -910,7 +930,7 @@ impl Shared {
 
     /// Add a chunk that fits, waking the writer if it waits for it.
     fn append(&self, mut state: MutexGuard<'_, State>, data: &[u8]) {
-        state.pending.extend_from_slice(data);
+        gather(&mut state.pending, data, self.batch_bytes);
         let wake = match state.activity {
             Activity::Idle => true,
             Activity::Gathering => state.pending.len() >= self.batch_bytes,
@@ -2144,6 +2164,40 @@ mod tests {
         drop(forwarder);
         // The callback goes when the last owner of the shared state, the thread, has ended.
         wait_for("the writer thread to end", || Arc::strong_count(&seen) == 1);
+    }
+
+    #[test]
+    fn pending_bytes_grow_to_a_whole_batch_at_once_but_stay_small_for_small_streams() {
+        let mut small = Vec::new();
+        for _ in 0..20 {
+            gather(&mut small, &[1; 300], BATCH_BYTES);
+        }
+        assert_eq!(small.len(), 6000);
+        assert!(
+            small.capacity() <= 2 * SMALL_PENDING,
+            "{}",
+            small.capacity()
+        );
+
+        let mut bulk = Vec::new();
+        let mut reallocations = 0;
+        let mut capacity = bulk.capacity();
+        while bulk.len() < BATCH_BYTES {
+            gather(&mut bulk, &[2; 1448], BATCH_BYTES);
+            if bulk.capacity() != capacity {
+                reallocations += 1;
+                capacity = bulk.capacity();
+            }
+        }
+        assert!(bulk.iter().all(|&b| b == 2));
+        assert!(capacity >= BATCH_BYTES + 1448, "{capacity}");
+        // The small steps up to SMALL_PENDING, then one for the whole batch.
+        assert!(reallocations <= 5, "{reallocations} reallocations");
+
+        // A chunk larger than the batch still fits.
+        let mut big = Vec::new();
+        gather(&mut big, &vec![3; 3 * BATCH_BYTES], BATCH_BYTES);
+        assert_eq!(big.len(), 3 * BATCH_BYTES);
     }
 
     #[test]
