@@ -42,7 +42,7 @@ use tracing::debug;
 pub const BATCH_BYTES: usize = 128 * 1024;
 
 /// Pending bytes that a forwarder's buffer grows to by doubling; past them it is given room for
-/// a whole batch (see `State::gather`).
+/// a whole batch (see `gather`).
 const SMALL_PENDING: usize = 8 * 1024;
 
 /// Room beyond a batch for the chunk that completes it, so that chunk needs no reallocation.
