@@ -1025,3 +1025,85 @@ fn an_idle_session_closes_after_session_idle_sec_and_an_unwritable_pcap_dir_is_a
     );
     assert!(streams.contains(&busy_stream));
 }
+
+/// Forty sessions open at once against a low descriptor limit. A low soft limit costs nothing
+/// (tap raises it to the hard one). At a low hard limit, the sockets that cannot be made are
+/// said once, as a warning that names the cure; those outputs dial again as ended sessions free
+/// descriptors, and their streams, small enough to wait in the startup buffers, still arrive.
+#[test]
+fn a_low_descriptor_limit_is_raised_and_running_out_is_one_warning() {
+    use std::os::unix::process::CommandExt;
+    let dir = scratch("tap-descriptors");
+    let mut conns = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..40u16 {
+        let mut c = Conn::open(42000 + i, 7000 + u32::from(i) * 1_000_000);
+        let request = pattern(i as u8, 500);
+        c.send(true, &request, 1000);
+        c.send(false, &pattern(100 + i as u8, 3000), 1400);
+        c.close();
+        expected.push(request);
+        conns.push(c.frames);
+    }
+    let capture = dir.join("forty.pcap");
+    write_capture(&capture, interleave(conns), 1_000_000);
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
+
+    let run = |soft: libc::rlim_t, hard: libc::rlim_t| -> (String, Vec<Vec<u8>>) {
+        let (req, resp) = (Consumer::start(None, 65536), Consumer::start(None, 65536));
+        let text = format!(
+            r#"{{
+  io: {{
+    input: {{ capture: {{ iface: "unused-offline", local_ip: "10.99.7.1",
+                          remote_ip: "10.99.7.2", remote_port: {REMOTE_PORT} }} }},
+    output: {{ {} }},
+    mapping: {{ role: "client" }},
+  }},
+  control: {{ enabled: false }},
+  runtime: {{ drain_timeout_ms: 20000, stats_interval_sec: 0 }},
+}}"#,
+            connector(&req, &resp)
+        );
+        let config = write_config(&dir, &text);
+        let mut command = gophercap();
+        command
+            .args(["tap", "--config"])
+            .arg(&config)
+            .arg("--read")
+            .arg(&capture);
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit is async-signal-safe and reads only the struct moved in here.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "tap failed: {stderr}");
+        let requests = req.finish();
+        resp.finish();
+        (stderr, requests)
+    };
+    let warning = "no file descriptor left";
+
+    let (stderr, requests) = run(24, own.rlim_max);
+    assert!(!stderr.contains(warning), "{stderr}");
+    assert_eq!(sorted(requests), sorted(expected.clone()), "{stderr}");
+
+    let (stderr, requests) = run(24, 24);
+    assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+    assert_eq!(sorted(requests), sorted(expected), "{stderr}");
+}

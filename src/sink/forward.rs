@@ -138,6 +138,9 @@ pub enum ForwardEvent {
     /// retry interval.
     ConnectFailed {
         reason: String,
+        /// The process had no file descriptor left for the socket (EMFILE/ENFILE): the cure
+        /// is a higher limit, not a consumer that answers.
+        out_of_descriptors: bool,
     },
     /// A write made no progress for this long: the consumer stopped reading. Once per stall.
     Stalled {
@@ -773,6 +776,12 @@ struct Inline {
     established: bool,
 }
 
+/// True when a socket could not be made because the process (EMFILE) or the system (ENFILE)
+/// has no file descriptor left.
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
 /// Dial `peer` without waiting for the answer.
 fn dial_without_waiting(peer: SocketAddr) -> io::Result<Inline> {
     #[cfg(target_os = "linux")]
@@ -1212,14 +1221,19 @@ impl Worker {
                 return None;
             }
             let mut failures = Vec::with_capacity(addrs.len());
+            let mut out_of_descriptors = false;
             for &addr in addrs {
                 match TcpStream::connect_timeout(&addr, connect_timeout) {
                     Ok(stream) => return Some((stream, addr)),
-                    Err(error) => failures.push(format!("{addr}: {error}")),
+                    Err(error) => {
+                        out_of_descriptors |= is_out_of_descriptors(&error);
+                        failures.push(format!("{addr}: {error}"));
+                    }
                 }
             }
             self.shared.emit(ForwardEvent::ConnectFailed {
                 reason: failures.join("; "),
+                out_of_descriptors,
             });
         }
     }
@@ -1235,6 +1249,7 @@ impl Worker {
         if let Err(error) = configured {
             self.shared.emit(ForwardEvent::ConnectFailed {
                 reason: format!("{peer}: {error}"),
+                out_of_descriptors: false,
             });
             return End::Lost;
         }

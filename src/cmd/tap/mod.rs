@@ -370,6 +370,33 @@ fn open_live(_: &str, _: &TapConfig, _: Arc<AtomicBool>) -> anyhow::Result<Box<d
 /// per-session pcap files.
 const PRESIZED_DESCRIPTORS: libc::rlim_t = 4096;
 
+/// The soft RLIMIT_NOFILE raised to the hard limit, as network daemons do: each session takes
+/// sockets (two per connector output, four with listeners) and pcap files, and the common soft
+/// default of 1024 would leave the outputs of sessions past the first few hundred without a
+/// socket. Returns the soft limit in force afterwards.
+fn raise_descriptor_limit() -> Option<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given. An unlimited hard limit is refused
+        // on some systems (macOS, Linux above nr_open): the soft limit then stays as it was.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Some(raised.rlim_cur);
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
 /// Grow the process's descriptor table now, while tap has a single thread. The kernel grows it
 /// by doubling as descriptors are opened (64, 128, 256, ...), and in a process with threads
 /// each growth waits for an RCU grace period: measured here, four stalls of 4–30 ms (40 ms in
@@ -436,8 +463,12 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::default());
     }
+    let descriptors = raise_descriptor_limit();
     presize_descriptor_table();
     init_logging(global, console, config.logging.file.as_ref())?;
+    if let Some(limit) = descriptors {
+        tracing::debug!(limit, "file descriptor limit");
+    }
     if config.runtime.workers > 1 {
         tracing::debug!(
             workers = config.runtime.workers,
@@ -684,9 +715,7 @@ mod tests {
             .expect("FDSize in /proc/self/status")
     }
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_descriptor_table_is_grown_up_front_within_the_soft_limit() {
+    fn descriptor_limit() -> libc::rlimit {
         let mut limit = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -696,7 +725,35 @@ mod tests {
             unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
             0
         );
-        let expected = limit.rlim_cur.min(super::PRESIZED_DESCRIPTORS);
+        limit
+    }
+
+    #[test]
+    fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+        let before = descriptor_limit();
+        // Lowered first (always allowed), so that there is something to raise; not below what
+        // the test of the table's size expects, which may run meanwhile.
+        let lowered = libc::rlimit {
+            rlim_cur: before.rlim_cur.min(super::PRESIZED_DESCRIPTORS),
+            rlim_max: before.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        let reported = super::raise_descriptor_limit();
+        let after = descriptor_limit();
+        assert_eq!(reported, Some(after.rlim_cur));
+        assert_eq!(after.rlim_max, before.rlim_max);
+        if before.rlim_max != libc::RLIM_INFINITY {
+            assert_eq!(after.rlim_cur, before.rlim_max);
+        } else {
+            assert!(after.rlim_cur >= lowered.rlim_cur);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_descriptor_table_is_grown_up_front_within_the_soft_limit() {
+        let expected = descriptor_limit().rlim_cur.min(super::PRESIZED_DESCRIPTORS);
         super::presize_descriptor_table();
         assert!(
             descriptor_table_size() >= expected,

@@ -838,6 +838,9 @@ impl FlowConsumer for Tap {
     }
 }
 
+/// Set once running out of file descriptors has been reported.
+static DESCRIPTORS_WARNED: AtomicBool = AtomicBool::new(false);
+
 /// Events of a drained session's outputs, for its summary.
 pub type OutputFinals = [(Direction, OutputKind, ForwardStats)];
 
@@ -866,8 +869,24 @@ impl Events {
                 );
                 ("disconnected", vec![("reason", json!(reason))])
             }
-            ForwardEvent::ConnectFailed { reason } => {
-                tracing::debug!(session, direction = d, "connect failed: {reason}");
+            ForwardEvent::ConnectFailed {
+                reason,
+                out_of_descriptors,
+            } => {
+                // A consumer that is not up yet fails every retry: that is only worth a debug
+                // line. A process out of descriptors is tap's own limit and costs every new
+                // session its outputs: said once, loudly.
+                if *out_of_descriptors && !DESCRIPTORS_WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        session,
+                        direction = d,
+                        "connect failed: {reason}; tap has no file descriptor left for the \
+                         sockets of new sessions, whose data waits and is dropped: raise the \
+                         limit (ulimit -n)"
+                    );
+                } else {
+                    tracing::debug!(session, direction = d, "connect failed: {reason}");
+                }
                 ("connect_failed", vec![("reason", json!(reason))])
             }
             ForwardEvent::Stalled { blocked_for } => {
