@@ -1,7 +1,11 @@
 //! A refillable window over any byte stream. Readers parse records in place in this window and
 //! lend slices of it to consumers, so a plain file is read with one copy (kernel to window) and no
-//! per-packet allocation; gzip and tar members are just other streams under the same window.
+//! per-packet allocation; gzip and tar members are just other streams under the same window. A
+//! large regular file is mapped instead ([`ReadBuffer::mapped`]): the window is then the whole
+//! file, and not even that copy is made.
 
+#[cfg(target_os = "linux")]
+use super::mapping::FileMapping;
 use std::io::{self, Read};
 
 /// Bytes read per refill unless a record needs more: large enough to make syscalls rare, small
@@ -16,6 +20,9 @@ pub struct ReadBuffer<'a> {
     eof: bool,
     /// Stream offset of `buf[0]`.
     base: u64,
+    /// The file, mapped: then `buf` stays empty and the window is the mapping.
+    #[cfg(target_os = "linux")]
+    mapping: Option<FileMapping>,
 }
 
 impl<'a> ReadBuffer<'a> {
@@ -27,13 +34,40 @@ impl<'a> ReadBuffer<'a> {
             end: 0,
             eof: false,
             base: 0,
+            #[cfg(target_os = "linux")]
+            mapping: None,
         }
+    }
+
+    /// A window over a whole mapped file.
+    #[cfg(target_os = "linux")]
+    pub fn mapped(mut mapping: FileMapping) -> Self {
+        let end = mapping.advance_to(0);
+        ReadBuffer {
+            inner: Box::new(io::empty()),
+            buf: Vec::new(),
+            start: 0,
+            end,
+            eof: true,
+            base: 0,
+            mapping: Some(mapping),
+        }
+    }
+
+    /// The window's bytes.
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        #[cfg(target_os = "linux")]
+        if let Some(mapping) = &self.mapping {
+            return mapping.bytes();
+        }
+        &self.buf
     }
 
     /// The buffered, not yet consumed bytes.
     #[inline]
     pub fn available(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.bytes()[self.start..self.end]
     }
 
     /// Stream offset of the first available byte.
@@ -51,19 +85,28 @@ impl<'a> ReadBuffer<'a> {
 
     #[inline]
     pub fn window(&self, from: usize, len: usize) -> &[u8] {
-        &self.buf[from..from + len]
+        &self.bytes()[from..from + len]
     }
 
     #[inline]
     pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.end - self.start);
         self.start += n;
+        #[cfg(target_os = "linux")]
+        if let Some(mapping) = &mut self.mapping {
+            self.end = mapping.advance_to(self.start).max(self.start);
+        }
     }
 
     /// Make at least `n` bytes available, growing the window when a record is larger than it.
     /// Returns how many are available: fewer than `n` only at the end of the stream.
     pub fn fill_to(&mut self, n: usize) -> io::Result<usize> {
         if self.end - self.start >= n {
+            return Ok(self.end - self.start);
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(mapping) = &mut self.mapping {
+            self.end = mapping.reach(self.start + n).max(self.start);
             return Ok(self.end - self.start);
         }
         if self.start + n > self.buf.len() {
@@ -100,8 +143,8 @@ impl Read for ReadBuffer<'_> {
             return Ok(n);
         }
         let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
+        out[..n].copy_from_slice(&self.available()[..n]);
+        self.consume(n);
         Ok(n)
     }
 }

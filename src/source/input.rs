@@ -165,6 +165,12 @@ pub enum OpenedInput<'a> {
 pub fn open_path(path: &Path) -> Result<OpenedInput<'static>, SourceError> {
     let name = path.display().to_string();
     let file = fs::File::open(path).map_err(|e| SourceError::new(&name, e.into(), 0, 0))?;
+    #[cfg(target_os = "linux")]
+    match super::mapping::FileMapping::open(&file) {
+        Ok(Some(mapping)) => return open_buffer(name, ReadBuffer::mapped(mapping)),
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, path = %path.display(), "not mapped; read instead"),
+    }
     open_stream(name, Box::new(file))
 }
 
@@ -243,7 +249,11 @@ pub fn open_stream<'a>(
     name: String,
     stream: Box<dyn Read + 'a>,
 ) -> Result<OpenedInput<'a>, SourceError> {
-    let mut buf = ReadBuffer::new(stream, DEFAULT_CAPACITY);
+    open_buffer(name, ReadBuffer::new(stream, DEFAULT_CAPACITY))
+}
+
+/// [`open_stream`] over a window already made.
+fn open_buffer<'a>(name: String, mut buf: ReadBuffer<'a>) -> Result<OpenedInput<'a>, SourceError> {
     let head_len = buf
         .fill_to(SNIFF_LEN)
         .map_err(|e| SourceError::new(&name, e.into(), 0, 0))?;
@@ -390,6 +400,86 @@ pub fn open_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (time, bytes) of each packet.
+    type Packets = Vec<(i64, Vec<u8>)>;
+    /// (kind, offset, record) of an error.
+    type Fault = (String, u64, u64);
+
+    /// Every packet of `input`, then the error that ended it, if any.
+    fn drain(input: OpenedInput<'_>) -> (Packets, Option<Fault>) {
+        use crate::source::Source;
+        let OpenedInput::Capture(mut reader) = input else {
+            panic!("not a capture");
+        };
+        let mut packets = Vec::new();
+        loop {
+            match reader.next_packet() {
+                Ok(Some(p)) => packets.push((p.ts_ns, p.data.to_vec())),
+                Ok(None) => return (packets, None),
+                Err(e) => {
+                    return (
+                        packets,
+                        Some((e.kind.code().to_string(), e.offset, e.record)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A capture of several MiB (mapped when opened by path), packets of varied sizes.
+    fn large_capture() -> Vec<u8> {
+        use crate::sink::capture::{PcapWriter, Precision};
+        let mut w = PcapWriter::new(Vec::new(), 1, 65535, Precision::Nano, false).unwrap();
+        let mut ts = 1_700_000_000_000_000_000i64;
+        for i in 0..6000usize {
+            let len = 60 + (i * 7919) % 1455;
+            let data: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            w.write(ts, &data, len as u32).unwrap();
+            ts += 1000;
+        }
+        w.into_inner()
+    }
+
+    /// A mapped file and the same bytes read as a stream give the same packets and, cut short,
+    /// the same error at the same offset; gzip is recognised in a mapped file too.
+    #[test]
+    fn mapped_files_read_as_streams_do() {
+        let bytes = large_capture();
+        assert!(bytes.len() as u64 >= crate::source::mapping::MIN_MAPPED_LEN * 4);
+        let dir =
+            std::env::temp_dir().join(format!("gophercap-input-mapped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cut = bytes.len() - 700;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).unwrap();
+        let gzipped = gz.finish().unwrap();
+        for (name, content) in [
+            ("whole.pcap", &bytes[..]),
+            ("cut.pcap", &bytes[..cut]),
+            ("whole.pcap.gz", &gzipped[..]),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, content).unwrap();
+            let streamed = drain(
+                open_stream(
+                    name.into(),
+                    Box::new(std::io::Cursor::new(content.to_vec())),
+                )
+                .unwrap(),
+            );
+            let mapped = drain(open_path(&path).unwrap());
+            assert_eq!(mapped.0.len(), streamed.0.len(), "{name}");
+            assert!(mapped.0 == streamed.0, "{name}: packets differ");
+            assert_eq!(mapped.1, streamed.1, "{name}");
+        }
+        let (packets, error) = drain(open_path(&dir.join("whole.pcap")).unwrap());
+        assert_eq!((packets.len(), error), (6000, None));
+        let (packets, error) = drain(open_path(&dir.join("cut.pcap")).unwrap());
+        assert!((5990..6000).contains(&packets.len()), "{}", packets.len());
+        assert_eq!(error.map(|e| e.0), Some("truncated".to_string()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn selection_combines_suffix_and_regexp() {

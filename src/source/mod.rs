@@ -14,6 +14,8 @@ pub mod filter;
 pub mod input;
 #[cfg(feature = "live")]
 pub mod live;
+#[cfg(target_os = "linux")]
+pub mod mapping;
 pub mod merge;
 pub mod tar;
 pub mod threaded;
