@@ -81,16 +81,14 @@ impl FileMapping {
             libc::madvise(raw, len, libc::MADV_SEQUENTIAL);
             libc::madvise(raw, len, libc::MADV_HUGEPAGE);
         }
-        let mut mapping = FileMapping {
+        Ok(Some(FileMapping {
             ptr,
             len,
             usable: len,
             populated: 0,
             released: 0,
             prefetched: 0,
-        };
-        mapping.advance_to(0);
-        Ok(Some(mapping))
+        }))
     }
 
     /// The mapped bytes: read only below the end [`Self::advance_to`] or [`Self::reach`]

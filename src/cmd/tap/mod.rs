@@ -370,19 +370,22 @@ fn open_live(_: &str, _: &TapConfig, _: Arc<AtomicBool>) -> anyhow::Result<Box<d
 /// per-session pcap files.
 const PRESIZED_DESCRIPTORS: libc::rlim_t = 4096;
 
-/// The soft RLIMIT_NOFILE raised to the hard limit, as network daemons do: each session takes
-/// sockets (two per connector output, four with listeners) and pcap files, and the common soft
-/// default of 1024 would leave the outputs of sessions past the first few hundred without a
-/// socket. Returns the soft limit in force afterwards.
-fn raise_descriptor_limit() -> Option<libc::rlim_t> {
+/// The process's RLIMIT_NOFILE.
+fn descriptor_limit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit into the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+}
+
+/// The soft RLIMIT_NOFILE raised to the hard limit, as network daemons do: each session takes
+/// sockets (two per connector output, four with listeners) and pcap files, and the common soft
+/// default of 1024 would leave the outputs of sessions past the first few hundred without a
+/// socket. Returns the soft limit in force afterwards.
+fn raise_descriptor_limit() -> Option<libc::rlim_t> {
+    let limit = descriptor_limit()?;
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,
@@ -401,18 +404,10 @@ fn raise_descriptor_limit() -> Option<libc::rlim_t> {
 /// by doubling as descriptors are opened (64, 128, 256, ...), and in a process with threads
 /// each growth waits for an RCU grace period: measured here, four stalls of 4–30 ms (40 ms in
 /// all) of the thread that opens a session's sockets, the capture thread. Grown before any
-/// thread exists, the table does not wait. Nothing is lost if this fails: the table then grows
-/// as before.
-fn presize_descriptor_table() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return;
-    }
-    let highest = limit.rlim_cur.min(PRESIZED_DESCRIPTORS).saturating_sub(1);
+/// thread exists, the table does not wait; `soft_limit` bounds it. Nothing is lost if this
+/// fails: the table then grows as before.
+fn presize_descriptor_table(soft_limit: libc::rlim_t) {
+    let highest = soft_limit.min(PRESIZED_DESCRIPTORS).saturating_sub(1);
     let Ok(highest) = libc::c_int::try_from(highest) else {
         return;
     };
@@ -464,7 +459,9 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::default());
     }
     let descriptors = raise_descriptor_limit();
-    presize_descriptor_table();
+    if let Some(soft_limit) = descriptors {
+        presize_descriptor_table(soft_limit);
+    }
     init_logging(global, console, config.logging.file.as_ref())?;
     if let Some(limit) = descriptors {
         tracing::debug!(limit, "file descriptor limit");
@@ -716,16 +713,7 @@ mod tests {
     }
 
     fn descriptor_limit() -> libc::rlimit {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one rlimit into the struct it is given.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        limit
+        super::descriptor_limit().expect("getrlimit")
     }
 
     #[test]
@@ -753,8 +741,9 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_descriptor_table_is_grown_up_front_within_the_soft_limit() {
-        let expected = descriptor_limit().rlim_cur.min(super::PRESIZED_DESCRIPTORS);
-        super::presize_descriptor_table();
+        let soft_limit = descriptor_limit().rlim_cur;
+        let expected = soft_limit.min(super::PRESIZED_DESCRIPTORS);
+        super::presize_descriptor_table(soft_limit);
         assert!(
             descriptor_table_size() >= expected,
             "table of {} descriptors, expected at least {expected}",
