@@ -98,6 +98,78 @@ impl CaptureSummary {
     }
 }
 
+/// One capture as a flat row (CSV): the link types joined by `;`, the error's parts apart.
+#[derive(Debug, Default, Serialize)]
+pub struct CaptureRow<'a> {
+    pub path: &'a str,
+    pub size: u64,
+    pub format: Option<CaptureFormat>,
+    pub compression: Option<Compression>,
+    pub link_types: String,
+    pub snaplen: Option<u32>,
+    pub first_ts: Option<&'a str>,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts: Option<&'a str>,
+    pub last_ts_ns: Option<i64>,
+    pub duration_s: Option<f64>,
+    pub packets: u64,
+    pub bytes_captured: u64,
+    pub bytes_original: u64,
+    pub max_packet_size: u32,
+    pub pps: Option<f64>,
+    pub bps: Option<f64>,
+    pub truncated_packets: u64,
+    pub out_of_order: u64,
+    pub delay_s: Option<f64>,
+    pub error_kind: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+    pub error_offset: Option<u64>,
+    pub error_record: Option<u64>,
+    pub mtime_ns: i64,
+}
+
+impl CaptureSummary {
+    /// The names of the link types, in order, joined by `;`.
+    pub fn link_names(&self) -> String {
+        self.link_types
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    pub fn row(&self) -> CaptureRow<'_> {
+        let error = self.error.as_ref();
+        CaptureRow {
+            path: &self.path,
+            size: self.size,
+            format: self.format,
+            compression: self.compression,
+            link_types: self.link_names(),
+            snaplen: self.snaplen,
+            first_ts: self.first_ts.as_deref(),
+            first_ts_ns: self.first_ts_ns,
+            last_ts: self.last_ts.as_deref(),
+            last_ts_ns: self.last_ts_ns,
+            duration_s: self.duration_s,
+            packets: self.packets,
+            bytes_captured: self.bytes_captured,
+            bytes_original: self.bytes_original,
+            max_packet_size: self.max_packet_size,
+            pps: self.pps,
+            bps: self.bps,
+            truncated_packets: self.truncated_packets,
+            out_of_order: self.out_of_order,
+            delay_s: self.delay_s,
+            error_kind: error.map(|e| e.kind.as_str()),
+            error_message: error.map(|e| e.message.as_str()),
+            error_offset: error.map(|e| e.offset),
+            error_record: error.map(|e| e.record),
+            mtime_ns: self.mtime_ns,
+        }
+    }
+}
+
 /// Running counts over one capture's packets: the per-packet work of `map`, kept minimal.
 #[derive(Clone, Debug, Default)]
 pub struct Counts {

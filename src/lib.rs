@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cmd;
 pub mod decode;
 pub mod flow;
+pub mod output;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;

@@ -10,6 +10,7 @@ use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::format_ts;
 use crate::decode::Decoded;
 use crate::flow::{EndReason, Endpoint, Side, TableConfig};
+use crate::output::json::{JsonError, TextOrBase64, write_compact};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run as run_pipeline};
 use crate::proto::http::{
     Direction, HttpConfig, HttpConnection, HttpEvent, HttpMessage, HttpSink, HttpStats,
@@ -19,11 +20,9 @@ use crate::reassembly::{StreamConfig, StreamHandler};
 use crate::sink::post::{PostConfig, PostSink, PostStats};
 use crate::source::{Packet, Source};
 use anyhow::Context;
-use base64::Engine;
 use clap::{Args, ValueEnum};
 use regex::Regex;
 use serde::Serialize;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufWriter, IsTerminal, LineWriter, Write};
 use std::path::PathBuf;
@@ -178,7 +177,7 @@ struct MessageRecord<'a> {
     status_code: Option<u16>,
     reason: Option<&'a str>,
     headers: Vec<HeaderRecord<'a>>,
-    body: Cow<'a, str>,
+    body: TextOrBase64<'a>,
     body_encoding: &'static str,
     body_length: u64,
     body_truncated: bool,
@@ -203,24 +202,13 @@ struct WebSocketRecord<'a> {
     opcode: &'static str,
     fin: bool,
     compressed: bool,
-    payload: Cow<'a, str>,
+    payload: TextOrBase64<'a>,
     payload_encoding: &'static str,
     payload_length: u64,
     truncated: bool,
     incomplete: bool,
     close_code: Option<u16>,
     close_reason: Option<&'a str>,
-}
-
-/// Text as it is when it is UTF-8, else base64.
-fn text_or_base64(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (Cow::Borrowed(text), "utf-8"),
-        Err(_) => (
-            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            "base64",
-        ),
-    }
 }
 
 /// node_pcap's request filters: a request passes when every given pattern matches; a response
@@ -324,12 +312,12 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn redacted<'a>(&self, headers: &'a [(String, String)]) -> Vec<HeaderRecord<'a>> {
+    fn redacted<'a>(redact: &[String], headers: &'a [(String, String)]) -> Vec<HeaderRecord<'a>> {
         headers
             .iter()
             .map(|(name, value)| HeaderRecord {
                 name,
-                value: if self.redact.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                value: if redact.iter().any(|r| name.eq_ignore_ascii_case(r)) {
                     "[REDACTED]"
                 } else {
                     value
@@ -338,8 +326,8 @@ impl Outputs {
             .collect()
     }
 
-    fn message_json(&self, m: &HttpMessage) -> serde_json::Result<Vec<u8>> {
-        let (body, body_encoding) = text_or_base64(&m.body);
+    fn message_json(&self, m: &HttpMessage, out: &mut Vec<u8>) -> Result<(), JsonError> {
+        let body = TextOrBase64::of(&m.body);
         let record = MessageRecord {
             kind: "http",
             timestamp: format_ts(m.timestamp_ns),
@@ -355,14 +343,14 @@ impl Outputs {
             path: m.path.as_deref(),
             status_code: m.status_code,
             reason: m.reason.as_deref(),
-            headers: self.redacted(&m.headers),
+            headers: Self::redacted(&self.redact, &m.headers),
             body,
-            body_encoding,
+            body_encoding: body.encoding(),
             body_length: m.body_length,
             body_truncated: m.body_truncated,
             body_decoded: m.body_decoded,
             incomplete: m.incomplete,
-            trailers: self.redacted(&m.trailers),
+            trailers: Self::redacted(&self.redact, &m.trailers),
             request_method: m.request.as_ref().map(|r| r.method.as_str()),
             request_path: m.request.as_ref().map(|r| r.path.as_str()),
             latency_ms: m
@@ -370,44 +358,44 @@ impl Outputs {
                 .as_ref()
                 .map(|r| (m.timestamp_ns - r.timestamp_ns) as f64 / 1e6),
         };
-        serde_json::to_vec(&record)
+        write_compact(out, &record)
     }
 
-    fn websocket_json(w: &WebSocketMessage) -> serde_json::Result<Vec<u8>> {
+    fn websocket_json(w: &WebSocketMessage, out: &mut Vec<u8>) -> Result<(), JsonError> {
         // Text frames are UTF-8 by the RFC; binary (and anything that is not) goes as base64.
-        let (payload, payload_encoding) = if w.opcode == 0x1 || w.opcode == 0x8 {
-            text_or_base64(&w.payload)
+        let payload = if w.opcode == 0x1 || w.opcode == 0x8 {
+            TextOrBase64::of(&w.payload)
         } else {
-            (
-                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(&w.payload)),
-                "base64",
-            )
+            TextOrBase64::Base64(&w.payload)
         };
-        serde_json::to_vec(&WebSocketRecord {
-            kind: "websocket",
-            timestamp: format_ts(w.timestamp_ns),
-            connection: w.connection,
-            receiver: w.server.into(),
-            destination: w.client.into(),
-            direction: match w.from {
-                Peer::Client => "client_to_server",
-                Peer::Server => "server_to_client",
+        write_compact(
+            out,
+            &WebSocketRecord {
+                kind: "websocket",
+                timestamp: format_ts(w.timestamp_ns),
+                connection: w.connection,
+                receiver: w.server.into(),
+                destination: w.client.into(),
+                direction: match w.from {
+                    Peer::Client => "client_to_server",
+                    Peer::Server => "server_to_client",
+                },
+                opcode: w.opcode_name(),
+                fin: w.fin,
+                compressed: w.compressed,
+                payload,
+                payload_encoding: payload.encoding(),
+                payload_length: w.payload_length,
+                truncated: w.truncated,
+                incomplete: w.incomplete,
+                close_code: w.close_code,
+                close_reason: w.close_reason.as_deref(),
             },
-            opcode: w.opcode_name(),
-            fin: w.fin,
-            compressed: w.compressed,
-            payload,
-            payload_encoding,
-            payload_length: w.payload_length,
-            truncated: w.truncated,
-            incomplete: w.incomplete,
-            close_code: w.close_code,
-            close_reason: w.close_reason.as_deref(),
-        })
+        )
     }
 
     /// node_pcap's http_trace layout.
-    fn pretty(&self, event: &HttpEvent, color: bool, out: &mut Vec<u8>) {
+    fn pretty(redact: &[String], event: &HttpEvent, color: bool, out: &mut Vec<u8>) {
         use std::fmt::Write as _;
         let paint = |code: &str, text: &str| {
             if color {
@@ -470,7 +458,7 @@ impl Outputs {
                     let _ = write!(s, " {}", paint("1;31", "[incomplete]"));
                 }
                 s.push('\n');
-                for h in self.redacted(&m.headers) {
+                for h in Self::redacted(redact, &m.headers) {
                     let _ = writeln!(s, "    {}: {}", paint("2", h.name), h.value);
                 }
                 if m.body_length > 0 {
@@ -548,45 +536,37 @@ impl Outputs {
     }
 
     fn write(&mut self, event: &HttpEvent) -> std::io::Result<()> {
-        let json = match event {
-            HttpEvent::Message(m) => self.message_json(m)?,
-            HttpEvent::WebSocket(w) => Self::websocket_json(w)?,
-            HttpEvent::Problem(_) => return Ok(()),
-        };
-        if let Some(post) = &self.post {
-            post.send(json.clone());
-        }
+        // The JSON line is encoded once, into a buffer kept across messages, for every output
+        // that takes JSON; the pretty text is made for each output that shows it.
         let mut line = std::mem::take(&mut self.line);
-        if self.stdout.is_some() {
-            line.clear();
-            match self.format {
-                Format::Json => {
-                    line.extend_from_slice(&json);
-                    line.push(b'\n');
-                }
-                Format::Pretty => self.pretty(event, self.stdout_color, &mut line),
-            }
-            if let Some(out) = &mut self.stdout {
-                out.write_all(&line)?;
-                if self.flush_each {
-                    out.flush()?;
-                }
-            }
+        line.clear();
+        match event {
+            HttpEvent::Message(m) => self.message_json(m, &mut line)?,
+            HttpEvent::WebSocket(w) => Self::websocket_json(w, &mut line)?,
+            HttpEvent::Problem(_) => return Ok(()),
         }
-        if self.file.is_some() {
-            line.clear();
+        if let Some(post) = &self.post {
+            post.send(line.clone());
+        }
+        line.push(b'\n');
+        let json_len = line.len();
+        for to_stdout in [true, false] {
+            let color = to_stdout && self.stdout_color;
+            let out: &mut dyn Write = match (to_stdout, &mut self.stdout, &mut self.file) {
+                (true, Some(out), _) => out,
+                (false, _, Some(out)) => out,
+                _ => continue,
+            };
             match self.format {
-                Format::Json => {
-                    line.extend_from_slice(&json);
-                    line.push(b'\n');
+                Format::Json => out.write_all(&line[..json_len])?,
+                Format::Pretty => {
+                    line.truncate(json_len);
+                    Self::pretty(&self.redact, event, color, &mut line);
+                    out.write_all(&line[json_len..])?;
                 }
-                Format::Pretty => self.pretty(event, false, &mut line),
             }
-            if let Some(out) = &mut self.file {
-                out.write_all(&line)?;
-                if self.flush_each {
-                    out.flush()?;
-                }
+            if self.flush_each {
+                out.flush()?;
             }
         }
         self.line = line;
@@ -1032,8 +1012,8 @@ mod tests {
     #[test]
     fn a_response_line_has_every_key_redacted_headers_base64_body_and_latency() {
         let o = outputs(&["cookie"]);
-        let json = o
-            .message_json(&message(Direction::Response, 3_500_000))
+        let mut json = Vec::new();
+        o.message_json(&message(Direction::Response, 3_500_000), &mut json)
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["type"], "http");
@@ -1092,15 +1072,18 @@ mod tests {
             close_code: None,
             close_reason: None,
         };
-        let v: serde_json::Value =
-            serde_json::from_slice(&Outputs::websocket_json(&w).unwrap()).unwrap();
+        let json = |w: &WebSocketMessage| {
+            let mut out = Vec::new();
+            Outputs::websocket_json(w, &mut out).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let v = json(&w);
         assert_eq!(
             (v["payload"].as_str(), v["opcode"].as_str()),
             (Some("hi"), Some("text"))
         );
         w.opcode = 0x2;
-        let v: serde_json::Value =
-            serde_json::from_slice(&Outputs::websocket_json(&w).unwrap()).unwrap();
+        let v = json(&w);
         assert_eq!(v["payload"], "aGk=");
         assert_eq!(v["payload_encoding"], "base64");
         assert_eq!(v["direction"], "client_to_server");

@@ -1,7 +1,7 @@
 //! `gophercap list-interfaces`: what live capture can open, with addresses and flags.
 
 use super::Outcome;
-use crate::sink::table::write_table;
+use crate::output::table::write_table;
 use crate::source::live::list_interfaces;
 use anyhow::Context;
 use clap::Args;

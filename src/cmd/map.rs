@@ -2,10 +2,13 @@
 //! parallel across files. GopherCap's first step; `replay` reads the JSON it dumps.
 
 use super::filter::{check_filter, packet_filter};
-use super::output::progress;
+use super::progress::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
-use crate::catalog::{CaptureSummary, Catalog, InputStamp, summarize};
-use crate::sink::table::write_table;
+use crate::catalog::{CaptureRow, CaptureSummary, Catalog, InputStamp, summarize};
+use crate::output::csv::CsvRecords;
+use crate::output::json::write_pretty;
+use crate::output::table::write_table;
+use crate::output::{Flush, JsonLines};
 use crate::source::input::{InputError, expand, open_input};
 use crate::source::{InputKind, OpenedInput, Selection, SourceError};
 use anyhow::Context;
@@ -259,98 +262,28 @@ fn map_input(input: &InputKind, options: &MapOptions, previous: Option<&Previous
 fn write_catalog(catalog: &Catalog, format: MapFormat, out: &mut dyn Write) -> anyhow::Result<()> {
     match format {
         MapFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, catalog)?;
-            out.write_all(b"\n")?;
+            let mut document = Vec::new();
+            write_pretty(&mut document, catalog, 0)?;
+            document.push(b'\n');
+            out.write_all(&document)?;
         }
         MapFormat::Jsonl => {
+            let mut lines = JsonLines::new(&mut *out, Flush::Blocks);
             for c in &catalog.captures {
-                serde_json::to_writer(&mut *out, c)?;
-                out.write_all(b"\n")?;
+                lines.write(c)?;
             }
+            lines.finish()?;
         }
-        MapFormat::Csv => write_csv(catalog, out)?,
+        MapFormat::Csv => {
+            let mut rows = CsvRecords::new::<CaptureRow>(&mut *out)?;
+            for c in &catalog.captures {
+                rows.write(&c.row())?;
+            }
+            rows.finish()?;
+        }
         MapFormat::Table => write_summary_table(catalog, out)?,
     }
     out.flush()?;
-    Ok(())
-}
-
-fn link_names(c: &CaptureSummary) -> String {
-    c.link_types
-        .iter()
-        .map(|l| l.name.as_str())
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-const CSV_COLUMNS: [&str; 25] = [
-    "path",
-    "size",
-    "format",
-    "compression",
-    "link_types",
-    "snaplen",
-    "first_ts",
-    "first_ts_ns",
-    "last_ts",
-    "last_ts_ns",
-    "duration_s",
-    "packets",
-    "bytes_captured",
-    "bytes_original",
-    "max_packet_size",
-    "pps",
-    "bps",
-    "truncated_packets",
-    "out_of_order",
-    "delay_s",
-    "error_kind",
-    "error_message",
-    "error_offset",
-    "error_record",
-    "mtime_ns",
-];
-
-fn write_csv(catalog: &Catalog, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_COLUMNS)?;
-    for c in &catalog.captures {
-        let format = c.format.map(|f| format!("{f:?}").to_lowercase());
-        let compression = c.compression.map(|f| format!("{f:?}").to_lowercase());
-        let e = c.error.as_ref();
-        w.write_record([
-            c.path.clone(),
-            c.size.to_string(),
-            opt(format),
-            opt(compression),
-            link_names(c),
-            opt(c.snaplen),
-            opt(c.first_ts.clone()),
-            opt(c.first_ts_ns),
-            opt(c.last_ts.clone()),
-            opt(c.last_ts_ns),
-            opt(c.duration_s),
-            c.packets.to_string(),
-            c.bytes_captured.to_string(),
-            c.bytes_original.to_string(),
-            c.max_packet_size.to_string(),
-            opt(c.pps),
-            opt(c.bps),
-            c.truncated_packets.to_string(),
-            c.out_of_order.to_string(),
-            opt(c.delay_s),
-            opt(e.map(|e| e.kind.clone())),
-            opt(e.map(|e| e.message.clone())),
-            opt(e.map(|e| e.offset)),
-            opt(e.map(|e| e.record)),
-            c.mtime_ns.to_string(),
-        ])?;
-    }
-    w.flush()?;
     Ok(())
 }
 
@@ -364,7 +297,7 @@ fn write_summary_table(catalog: &Catalog, out: &mut dyn Write) -> anyhow::Result
                 c.format
                     .map(|f| format!("{f:?}").to_lowercase())
                     .unwrap_or_else(|| "-".into()),
-                link_names(c),
+                c.link_names(),
                 c.packets.to_string(),
                 c.bytes_original.to_string(),
                 c.first_ts.clone().unwrap_or_else(|| "-".into()),

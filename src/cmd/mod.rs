@@ -10,7 +10,7 @@ pub mod http_trace;
 #[cfg(feature = "live")]
 pub mod list_interfaces;
 pub mod map;
-mod output;
+mod progress;
 pub mod replay;
 pub mod tap;
 pub mod tar_extract;

@@ -4,7 +4,7 @@
 //! for. The timeline is `schedule`'s; merging, bounds and shifts are the source layer's.
 
 use super::filter::{check_filter, packet_filter};
-use super::output::progress;
+use super::progress::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::catalog::{Catalog, format_ts};
 use crate::decode::{DecodeOptions, LinkKind, decode};

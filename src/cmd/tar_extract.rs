@@ -2,7 +2,7 @@
 //! constant memory — GopherCap's way to take a 300 GB subset out of a 1 TB archive with no room
 //! to unpack the rest. Reading is the tar source's; writing safely is the extract sink's.
 
-use super::output::{ProgressReader, progress_bytes};
+use super::progress::{ProgressReader, progress_bytes};
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::sink::extract::{OutputDir, Refusal, resolve_link_target, safe_relative_path};
 use crate::source::input::open_stream;

@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod control;
 pub mod extract;
+pub mod file;
 pub mod forward;
 #[cfg(feature = "live")]
 pub mod interface;
@@ -10,4 +11,3 @@ pub mod interface;
 pub mod packet_socket;
 pub mod post;
 pub mod recorder;
-pub mod table;

@@ -1,4 +1,4 @@
-//! Shared pieces of how subcommands talk to people: progress bars only on a terminal.
+//! Progress bars, shown only on a terminal: how long work tells people where it is.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{self, IsTerminal, Read};
