@@ -61,10 +61,10 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s i -l inter
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s f -l filter -d 'Only packets that match this BPF expression' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s c -l count -d 'Stop after this many packets' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l flow-timeout-s -d 'End flows idle this many seconds of packet time (0 keeps them to the end)' -r
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l max-flows -d 'Keep at most this many flows; the least recently seen is evicted' -r
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-json -d 'Write the flow table as JSON at the end' -r -F
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first) at the end' -r -F
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l max-flows -d 'Keep at most this many flows; the least recently seen is evicted (0: unlimited, as in NetScope and the config file)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-json -d 'Write the flow table as one JSON array, each flow appended as it ends (`-`: stdout)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first), each flow as it ends (`-`: stdout)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end; `-`: stdout)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-flood-window-secs -d 'SYN flood: window in seconds' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-threshold -d 'SYN flood: SYNs to one ip:port within the window' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-src-threshold -d 'SYN flood: distinct sources among them' -r

@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use gophercap::sink::capture::Precision;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -853,4 +854,126 @@ fn on_corpus_tcp_files<T: Send>(
         }
     });
     Some(results.into_inner().unwrap())
+}
+
+/// `count` HTTP exchanges on client ports from 41000, interleaved packet by packet, so every
+/// connection is open while the others are.
+fn interleaved_exchanges(count: u16) -> Vec<Vec<u8>> {
+    let exchanges: Vec<Vec<Vec<u8>>> = (0..count).map(|i| http_exchange_ipv4(41000 + i)).collect();
+    (0..exchanges[0].len())
+        .flat_map(|step| exchanges.iter().map(move |e| e[step].clone()))
+        .map(|p| ethernet(&[], ETHERTYPE_IPV4, &p))
+        .collect()
+}
+
+fn exported_flows(capture: &Path, json: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["-q", "flows", "--export-json", json.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(capture.to_str().unwrap());
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+#[test]
+fn max_flows_zero_is_unlimited_as_in_netscope() {
+    let dir = scratch("flows-max-zero");
+    let capture = dir.join("interleaved.pcap");
+    let records = timed(interleaved_exchanges(40), T0, 1_000);
+    write(
+        &capture,
+        &pcap_bytes(1, 65535, Precision::Micro, false, &records),
+    );
+    let json = dir.join("f.json");
+    let unlimited = exported_flows(&capture, &json, &["--max-flows", "0"]);
+    assert_eq!(unlimited.len(), 40, "one flow per connection, none evicted");
+    assert!(unlimited.iter().all(|r| r["packets_total"] == 8));
+    assert!(unlimited.iter().all(|r| r["end_reason"] == "end"));
+    assert_eq!(exported_flows(&capture, &json, &[]).len(), 40);
+    let capped = exported_flows(&capture, &json, &["--max-flows", "10"]);
+    assert!(
+        capped.iter().any(|r| r["end_reason"] == "evicted"),
+        "a real cap still evicts"
+    );
+}
+
+#[test]
+fn exports_hold_each_flow_as_it_ends_while_the_input_is_still_open() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let dir = scratch("flows-streamed-export");
+    let frame = |p: Vec<u8>| ethernet(&[], ETHERTYPE_IPV4, &p);
+    // The first connection ends by idleness when the second starts 3 s of packet time later.
+    let first = timed(
+        http_exchange_ipv4(42001).into_iter().map(frame).collect(),
+        T0,
+        1_000_000,
+    );
+    let second = timed(
+        http_exchange_ipv4(42002).into_iter().map(frame).collect(),
+        T0 + 3_000_000_000,
+        1_000_000,
+    );
+    let whole = pcap_bytes(1, 65535, Precision::Micro, false, &[first, second].concat());
+    // The pcap header, the first connection and the second's SYN (which expires the first).
+    let mut header_and_first_nine = 24;
+    for _ in 0..9 {
+        let at = header_and_first_nine + 8;
+        let captured = u32::from_le_bytes(whole[at..at + 4].try_into().unwrap());
+        header_and_first_nine += 16 + captured as usize;
+    }
+    let (json, csv, jsonl) = (dir.join("f.json"), dir.join("f.csv"), dir.join("f.jsonl"));
+    let mut child = gophercap()
+        .args([
+            "-q",
+            "flows",
+            "--flow-timeout-s",
+            "1",
+            "--export-json",
+            json.to_str().unwrap(),
+            "--export-csv",
+            csv.to_str().unwrap(),
+            "--expired-flows-jsonl",
+            jsonl.to_str().unwrap(),
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&whole[..header_and_first_nine]).unwrap();
+    stdin.flush().unwrap();
+    // The pipe stays open: the ended flow must be in every export already.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ended_in = |path: &Path| {
+        std::fs::read_to_string(path).is_ok_and(|t| t.contains("42001") && t.contains("idle"))
+    };
+    while !(ended_in(&json) && ended_in(&csv) && ended_in(&jsonl)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended flow did not reach the exports while the input was open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let partial = std::fs::read_to_string(&json).unwrap();
+    assert!(partial.starts_with("[\n  {"), "{partial}");
+    assert!(!partial.contains("42002"));
+    stdin.write_all(&whole[header_and_first_nine..]).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let ends: Vec<(u64, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["endpoint_a_port"].as_u64().unwrap(),
+                r["end_reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ends, [(42001, "idle"), (42002, "end")]);
+    let lines = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(lines.lines().count(), 3, "the header and two flows");
 }

@@ -11,14 +11,17 @@ use crate::analysis::{Alert, AnomalyDetector, PortScanConfig, SynFloodConfig};
 use crate::catalog::format_ts;
 use crate::decode::{Decoded, TcpFlags, Transport};
 use crate::flow::{EndReason, Side, TableConfig};
+use crate::output::csv::CsvRecords;
+use crate::output::{Flush, JsonArray, JsonLines};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
 use crate::sink::capture::PcapFile;
+use crate::sink::file;
 use crate::source::{Packet, Source};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct FlowsArgs {
@@ -37,16 +40,19 @@ pub struct FlowsArgs {
     /// End flows idle this many seconds of packet time (0 keeps them to the end).
     #[arg(long, value_name = "S", default_value_t = 60.0)]
     pub flow_timeout_s: f64,
-    /// Keep at most this many flows; the least recently seen is evicted.
+    /// Keep at most this many flows; the least recently seen is evicted (0: unlimited, as in
+    /// NetScope and the config file).
     #[arg(long, value_name = "N")]
     pub max_flows: Option<usize>,
-    /// Write the flow table as JSON at the end.
+    /// Write the flow table as one JSON array, each flow appended as it ends (`-`: stdout).
     #[arg(long, value_name = "PATH")]
     pub export_json: Option<PathBuf>,
-    /// Write the flow table as CSV (NetScope's columns first) at the end.
+    /// Write the flow table as CSV (NetScope's columns first), each flow as it ends (`-`:
+    /// stdout).
     #[arg(long, value_name = "PATH")]
     pub export_csv: Option<PathBuf>,
-    /// Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end).
+    /// Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end;
+    /// `-`: stdout).
     #[arg(long, value_name = "PATH")]
     pub expired_flows_jsonl: Option<PathBuf>,
     /// Detect SYN floods and port scans (NetScope's rules and defaults) and print alerts.
@@ -117,8 +123,8 @@ pub struct FlowsArgs {
     pub packets: bool,
 }
 
-/// One flow as exported: NetScope's columns, then per-direction detail.
-#[derive(Debug, Serialize)]
+/// One flow as exported (JSON and CSV alike): NetScope's columns, then per-direction detail.
+#[derive(Debug, Default, Serialize)]
 pub struct FlowRecord {
     pub protocol: String,
     pub endpoint_a_ip: String,
@@ -334,13 +340,88 @@ struct FlowsOutput {
     pcap_other_link: u64,
     detector: Option<AnomalyDetector>,
     alerts: Vec<Alert>,
-    alerts_out: Option<BufWriter<std::fs::File>>,
+    alerts_out: Option<JsonLines<Output>>,
     print_alerts: bool,
     alert_count: u64,
-    expired: Option<BufWriter<std::fs::File>>,
-    ended: Vec<FlowRecord>,
-    keep_table: bool,
+    exports: FlowExports,
     write_error: Option<std::io::Error>,
+}
+
+type Output = Box<dyn Write + Send>;
+
+/// Where flows are written as they end: nothing of an ended flow is kept.
+struct FlowExports {
+    json: Option<JsonArray<Output>>,
+    csv: Option<CsvRecords<Output>>,
+    expired: Option<JsonLines<Output>>,
+    flush: Flush,
+}
+
+impl FlowExports {
+    /// Create every output named (the JSON array is opened and the CSV header written at once).
+    fn open(args: &FlowsArgs, flush: Flush) -> anyhow::Result<Self> {
+        let create = |path: &Path| {
+            file::create(path).with_context(|| format!("cannot write {}", path.display()))
+        };
+        let json = match &args.export_json {
+            Some(path) => Some(
+                JsonArray::new(create(path)?, flush)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let csv = match &args.export_csv {
+            Some(path) => Some(
+                CsvRecords::new::<FlowRecord>(create(path)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let expired = match &args.expired_flows_jsonl {
+            Some(path) => Some(JsonLines::new(create(path)?, flush)),
+            None => None,
+        };
+        Ok(FlowExports {
+            json,
+            csv,
+            expired,
+            flush,
+        })
+    }
+
+    fn any(&self) -> bool {
+        self.json.is_some() || self.csv.is_some() || self.expired.is_some()
+    }
+
+    fn write(&mut self, record: &FlowRecord) -> std::io::Result<()> {
+        if let Some(out) = &mut self.json {
+            out.write(record)?;
+        }
+        if let Some(out) = &mut self.csv {
+            out.write(record)?;
+            if self.flush == Flush::EachRecord {
+                out.flush()?;
+            }
+        }
+        if let Some(out) = &mut self.expired {
+            out.write(record)?;
+        }
+        Ok(())
+    }
+
+    /// Close the JSON array and flush everything.
+    fn finish(self) -> anyhow::Result<()> {
+        if let Some(out) = self.json {
+            out.finish().context("cannot write the JSON export")?;
+        }
+        if let Some(out) = self.csv {
+            out.finish().context("cannot write the CSV export")?;
+        }
+        if let Some(out) = self.expired {
+            out.finish().context("cannot write the expired flows")?;
+        }
+        Ok(())
+    }
 }
 
 impl FlowsOutput {
@@ -450,9 +531,7 @@ impl FlowConsumer for FlowsOutput {
                 if let Some(out) = &mut self.alerts_out
                     && written.is_ok()
                 {
-                    written = serde_json::to_writer(&mut *out, &alert)
-                        .map_err(std::io::Error::from)
-                        .and_then(|()| out.write_all(b"\n"));
+                    written = out.write(&alert);
                 }
                 if let Err(e) = written {
                     self.write_error.get_or_insert(e);
@@ -462,114 +541,14 @@ impl FlowConsumer for FlowsOutput {
     }
 
     fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
-        // A flood of evicted flows must not cost a record each when nothing keeps them.
-        if self.expired.is_none() && !self.keep_table {
+        // A flood of evicted flows must not cost a record each when nothing is written.
+        if !self.exports.any() || self.write_error.is_some() {
             return;
         }
-        let record = FlowRecord::of(&flow, Some(reason));
-        if let Some(out) = &mut self.expired
-            && self.write_error.is_none()
-        {
-            let written = serde_json::to_writer(&mut *out, &record)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = written {
-                self.write_error = Some(e);
-            }
-        }
-        if self.keep_table {
-            self.ended.push(record);
+        if let Err(e) = self.exports.write(&FlowRecord::of(&flow, Some(reason))) {
+            self.write_error = Some(e);
         }
     }
-}
-
-const CSV_COLUMNS: [&str; 23] = [
-    "protocol",
-    "endpoint_a_ip",
-    "endpoint_a_port",
-    "endpoint_b_ip",
-    "endpoint_b_port",
-    "first_seen",
-    "last_seen",
-    "duration_secs",
-    "packets_a_to_b",
-    "packets_b_to_a",
-    "bytes_a_to_b",
-    "bytes_b_to_a",
-    "packets_total",
-    "bytes_total",
-    "avg_bps",
-    "tcp_state",
-    "client",
-    "retransmissions",
-    "out_of_order",
-    "rtt_last_ms",
-    "rtt_min_ms",
-    "rtt_ewma_ms",
-    "rtt_samples",
-];
-
-fn write_csv(records: &[FlowRecord], out: impl Write) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_COLUMNS.iter().chain(&[
-        "payload_bytes_a_to_b",
-        "payload_bytes_b_to_a",
-        "retransmissions_a_to_b",
-        "retransmissions_b_to_a",
-        "out_of_order_a_to_b",
-        "out_of_order_b_to_a",
-        "duplicate_acks_a_to_b",
-        "duplicate_acks_b_to_a",
-        "zero_windows_a_to_b",
-        "zero_windows_b_to_a",
-        "history",
-        "vlan",
-        "id",
-    ]))?;
-    let o = |v: Option<String>| v.unwrap_or_default();
-    let f = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    for r in records {
-        w.write_record([
-            r.protocol.clone(),
-            r.endpoint_a_ip.clone(),
-            r.endpoint_a_port.to_string(),
-            r.endpoint_b_ip.clone(),
-            r.endpoint_b_port.to_string(),
-            r.first_seen.clone(),
-            r.last_seen.clone(),
-            r.duration_secs.to_string(),
-            r.packets_a_to_b.to_string(),
-            r.packets_b_to_a.to_string(),
-            r.bytes_a_to_b.to_string(),
-            r.bytes_b_to_a.to_string(),
-            r.packets_total.to_string(),
-            r.bytes_total.to_string(),
-            f(r.avg_bps),
-            o(r.tcp_state.clone()),
-            o(r.client.clone()),
-            r.retransmissions.to_string(),
-            r.out_of_order.to_string(),
-            f(r.rtt_last_ms),
-            f(r.rtt_min_ms),
-            f(r.rtt_ewma_ms),
-            r.rtt_samples.to_string(),
-            r.payload_bytes_a_to_b.to_string(),
-            r.payload_bytes_b_to_a.to_string(),
-            r.retransmissions_a_to_b.to_string(),
-            r.retransmissions_b_to_a.to_string(),
-            r.out_of_order_a_to_b.to_string(),
-            r.out_of_order_b_to_a.to_string(),
-            r.duplicate_acks_a_to_b.to_string(),
-            r.duplicate_acks_b_to_a.to_string(),
-            r.zero_windows_a_to_b.to_string(),
-            r.zero_windows_b_to_a.to_string(),
-            o(r.history.clone()),
-            r.vlan.to_string(),
-            r.id.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
 }
 
 pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
@@ -585,20 +564,23 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         None => open_offline(&args.inputs, args.filter.as_deref(), stop, "flows")?,
     };
     let mut source = source;
-    let show_lines = !global.quiet && (args.packets || std::io::stdout().is_terminal());
-    let expired = match &args.expired_flows_jsonl {
-        Some(path) => Some(BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot write {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let alerts_out = match &args.alerts_jsonl {
-        Some(path) => Some(BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot write {}", path.display()))?,
-        )),
-        None => None,
+    // An export on stdout keeps stdout to itself unless per-packet lines are asked for.
+    let exports_to_stdout = [
+        &args.export_json,
+        &args.export_csv,
+        &args.expired_flows_jsonl,
+    ]
+    .into_iter()
+    .flatten()
+    .any(|path| file::is_stdout(path));
+    let show_lines =
+        !global.quiet && (args.packets || (std::io::stdout().is_terminal() && !exports_to_stdout));
+    // Someone reading a live capture or a pipe sees each flow as it ends.
+    let streaming = args.interface.is_some() || args.inputs.iter().any(|p| file::is_stdout(p));
+    let flush = if streaming {
+        Flush::EachRecord
+    } else {
+        Flush::Blocks
     };
     let anomalies = (args.anomalies || args.alerts_jsonl.is_some()) && !args.no_anomalies;
     if args.stats && args.stats_interval_ms == 0 {
@@ -638,19 +620,23 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
             )
         }),
         alerts: Vec::new(),
-        alerts_out,
-        print_alerts: anomalies && !global.quiet && !show_lines,
+        alerts_out: match &args.alerts_jsonl {
+            Some(path) => Some(JsonLines::new(
+                file::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+                flush,
+            )),
+            None => None,
+        },
+        print_alerts: anomalies && !global.quiet && !show_lines && !exports_to_stdout,
         alert_count: 0,
-        expired,
-        ended: Vec::new(),
-        keep_table: args.export_json.is_some() || args.export_csv.is_some(),
+        exports: FlowExports::open(args, flush)?,
         write_error: None,
     };
     let config = PipelineConfig {
         table: TableConfig {
             idle_timeout_ns: (args.flow_timeout_s > 0.0)
                 .then_some((args.flow_timeout_s * 1e9) as u64),
-            max_flows: args.max_flows,
+            max_flows: args.max_flows.filter(|&n| n > 0),
         },
         count: args.count,
         decode: Default::default(),
@@ -664,11 +650,8 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     if let Some(out) = &mut output.lines {
         out.flush()?;
     }
-    if let Some(out) = &mut output.expired {
-        out.flush().context("cannot write the expired flows")?;
-    }
-    if let Some(out) = &mut output.alerts_out {
-        out.flush().context("cannot write the alerts")?;
+    if let Some(out) = output.alerts_out.take() {
+        out.finish().context("cannot write the alerts")?;
     }
     if let Some(file) = output.pcap.take() {
         file.finish().context("cannot write the pcap")?;
@@ -679,20 +662,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
             "packets of another link type than the first were not written to the pcap"
         );
     }
-    output.ended.sort_by_key(|r| r.id);
-    if let Some(path) = &args.export_json {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let mut w = BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut w, &output.ended)?;
-        w.write_all(b"\n")?;
-        w.flush()?;
-    }
-    if let Some(path) = &args.export_csv {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        write_csv(&output.ended, BufWriter::new(file))?;
-    }
+    output.exports.finish()?;
     if let Some(e) = &error {
         tracing::error!("{e}; the flows before it are kept");
     }
