@@ -5,17 +5,8 @@
 use crate::source::{
     CaptureFormat, CaptureReader, Compression, LinkType, Packet, Source, SourceError,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::time::format_ts;
 use serde::{Deserialize, Serialize};
-
-/// RFC 3339 UTC with nanoseconds, the one way gophercap prints a time.
-pub fn format_ts(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let nanos = ts_ns.rem_euclid(1_000_000_000) as u32;
-    DateTime::<Utc>::from_timestamp(secs, nanos)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
-        .unwrap_or_else(|| format!("{ts_ns}ns"))
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkTypeInfo {

@@ -14,3 +14,4 @@ pub mod reassembly;
 pub mod schedule;
 pub mod sink;
 pub mod source;
+pub mod time;

@@ -2,8 +2,8 @@
 //! defaults). Memory is bounded: each window holds at most `MAX_EVENTS` entries, and keys idle
 //! for a window are dropped on a periodic sweep.
 
-use crate::catalog::format_ts;
 use crate::decode::{Decoded, TcpFlags, Transport};
+use crate::time::format_ts;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

@@ -8,8 +8,7 @@ use super::capture_input::{LiveArgs, open_offline, stop_on_signals};
 use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::analysis::{Alert, AnomalyDetector, PortScanConfig, SynFloodConfig};
-use crate::catalog::format_ts;
-use crate::decode::{Decoded, TcpFlags, Transport};
+use crate::decode::{Decoded, TcpFlags, Transport, ip_protocol_name};
 use crate::flow::{EndReason, Side, TableConfig};
 use crate::output::csv::CsvRecords;
 use crate::output::{Flush, JsonArray, JsonLines};
@@ -17,9 +16,11 @@ use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
 use crate::sink::capture::PcapFile;
 use crate::sink::file;
 use crate::source::{Packet, Source};
+use crate::time::{Timestamp, format_ts};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -124,15 +125,16 @@ pub struct FlowsArgs {
 }
 
 /// One flow as exported (JSON and CSV alike): NetScope's columns, then per-direction detail.
+/// Borrowed from the flow where it can be: a flood writes millions of these.
 #[derive(Debug, Default, Serialize)]
-pub struct FlowRecord {
-    pub protocol: String,
+pub struct FlowRecord<'a> {
+    pub protocol: Cow<'static, str>,
     pub endpoint_a_ip: String,
     pub endpoint_a_port: u16,
     pub endpoint_b_ip: String,
     pub endpoint_b_port: u16,
-    pub first_seen: String,
-    pub last_seen: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
     pub duration_secs: f64,
     pub packets_a_to_b: u64,
     pub packets_b_to_a: u64,
@@ -141,8 +143,8 @@ pub struct FlowRecord {
     pub packets_total: u64,
     pub bytes_total: u64,
     pub avg_bps: Option<f64>,
-    pub tcp_state: Option<String>,
-    pub client: Option<String>,
+    pub tcp_state: Option<&'static str>,
+    pub client: Option<&'static str>,
     pub retransmissions: u64,
     pub out_of_order: u64,
     pub rtt_last_ms: Option<f64>,
@@ -163,22 +165,17 @@ pub struct FlowRecord {
     pub duplicate_acks_b_to_a: u64,
     pub zero_windows_a_to_b: u64,
     pub zero_windows_b_to_a: u64,
-    pub history: Option<String>,
-    pub end_reason: Option<String>,
+    pub history: Option<&'a str>,
+    pub end_reason: Option<&'static str>,
 }
 
-fn protocol_name(protocol: u8) -> String {
-    match protocol {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "ICMPv6".into(),
-        n => n.to_string(),
-    }
+/// The protocol's name, or its number.
+fn protocol_name(protocol: u8) -> Cow<'static, str> {
+    ip_protocol_name(protocol).map_or_else(|| Cow::Owned(protocol.to_string()), Cow::Borrowed)
 }
 
-impl FlowRecord {
-    pub fn of(flow: &TrackedFlow, reason: Option<EndReason>) -> Self {
+impl<'a> FlowRecord<'a> {
+    pub fn of(flow: &'a TrackedFlow, reason: Option<EndReason>) -> Self {
         let [a, b] = flow.stats;
         let duration_ns = (flow.last_ns - flow.first_ns).max(0);
         let duration_secs = duration_ns as f64 / 1e9;
@@ -200,8 +197,8 @@ impl FlowRecord {
             endpoint_a_port: flow.key.a.port,
             endpoint_b_ip: flow.key.b.ip.to_string(),
             endpoint_b_port: flow.key.b.port,
-            first_seen: format_ts(flow.first_ns),
-            last_seen: format_ts(flow.last_ns),
+            first_seen: Timestamp::nanos(flow.first_ns),
+            last_seen: Timestamp::nanos(flow.last_ns),
             duration_secs,
             packets_a_to_b: a.packets,
             packets_b_to_a: b.packets,
@@ -210,10 +207,10 @@ impl FlowRecord {
             packets_total: a.packets + b.packets,
             bytes_total,
             avg_bps: (duration_secs > 0.0).then(|| bytes_total as f64 * 8.0 / duration_secs),
-            tcp_state: tcp.map(|t| t.state.name().to_string()),
+            tcp_state: tcp.map(|t| t.state.name()),
             client: flow.client.map(|c| match c {
-                Side::A => "a".to_string(),
-                Side::B => "b".to_string(),
+                Side::A => "a",
+                Side::B => "b",
             }),
             retransmissions: count(|d| d.retransmissions, Side::A)
                 + count(|d| d.retransmissions, Side::B),
@@ -236,8 +233,8 @@ impl FlowRecord {
             duplicate_acks_b_to_a: count(|d| d.duplicate_acks, Side::B),
             zero_windows_a_to_b: count(|d| d.zero_windows, Side::A),
             zero_windows_b_to_a: count(|d| d.zero_windows, Side::B),
-            history: tcp.map(|t| t.history().to_string()),
-            end_reason: reason.map(|r| format!("{r:?}").to_lowercase()),
+            history: tcp.map(|t| t.history()),
+            end_reason: reason.map(EndReason::name),
         }
     }
 }

@@ -7,7 +7,6 @@
 use super::capture_input::{LiveArgs, open_offline, stop_on_signals};
 use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
-use crate::catalog::format_ts;
 use crate::decode::Decoded;
 use crate::flow::{EndReason, Endpoint, Side, TableConfig};
 use crate::output::json::{JsonError, TextOrBase64, write_compact};
@@ -19,6 +18,7 @@ use crate::proto::http::{
 use crate::reassembly::{StreamConfig, StreamHandler};
 use crate::sink::post::{PostConfig, PostSink, PostStats};
 use crate::source::{Packet, Source};
+use crate::time::{Timestamp, format_ts};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use regex::Regex;
@@ -166,7 +166,7 @@ struct HeaderRecord<'a> {
 struct MessageRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    timestamp: String,
+    timestamp: Timestamp,
     connection: u64,
     receiver: EndpointRecord,
     destination: EndpointRecord,
@@ -194,7 +194,7 @@ struct MessageRecord<'a> {
 struct WebSocketRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    timestamp: String,
+    timestamp: Timestamp,
     connection: u64,
     receiver: EndpointRecord,
     destination: EndpointRecord,
@@ -330,7 +330,7 @@ impl Outputs {
         let body = TextOrBase64::of(&m.body);
         let record = MessageRecord {
             kind: "http",
-            timestamp: format_ts(m.timestamp_ns),
+            timestamp: Timestamp::nanos(m.timestamp_ns),
             connection: m.connection,
             receiver: m.server.into(),
             destination: m.client.into(),
@@ -372,7 +372,7 @@ impl Outputs {
             out,
             &WebSocketRecord {
                 kind: "websocket",
-                timestamp: format_ts(w.timestamp_ns),
+                timestamp: Timestamp::nanos(w.timestamp_ns),
                 connection: w.connection,
                 receiver: w.server.into(),
                 destination: w.client.into(),

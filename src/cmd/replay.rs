@@ -6,7 +6,7 @@
 use super::filter::{check_filter, packet_filter};
 use super::progress::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
-use crate::catalog::{Catalog, format_ts};
+use crate::catalog::Catalog;
 use crate::decode::{DecodeOptions, LinkKind, decode};
 #[cfg(feature = "live")]
 use crate::schedule::{CatchUp, RealTimeBudget, wait_until};
@@ -18,6 +18,7 @@ use crate::source::adapt::{StartAt, TimeBounded};
 use crate::source::input::{InputError, expand, open_sources};
 use crate::source::threaded::{Backpressure, ThreadedSource};
 use crate::source::{InputKind, MergedSource, Selection, Source};
+use crate::time::format_ts;
 use anyhow::Context;
 use clap::Args;
 use std::collections::BTreeMap;

@@ -285,6 +285,18 @@ fn be32(header: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(array_at(header, at).unwrap_or_default())
 }
 
+/// The name tools print for an IP protocol number (`TCP`, `UDP`, `ICMP`, `ICMPv6`), if it has
+/// one here.
+pub fn ip_protocol_name(protocol: u8) -> Option<&'static str> {
+    match protocol {
+        1 => Some("ICMP"),
+        6 => Some("TCP"),
+        17 => Some("UDP"),
+        58 => Some("ICMPv6"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::testing::{XorShift, check_invariants};

@@ -25,6 +25,18 @@ pub enum EndReason {
     End,
 }
 
+impl EndReason {
+    /// Lower case, as the exports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::Evicted => "evicted",
+            EndReason::Replaced => "replaced",
+            EndReason::End => "end",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirectionStats {
     pub packets: u64,

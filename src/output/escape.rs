@@ -20,7 +20,7 @@ fn needs_escape(word: u64) -> u64 {
 
 /// The offset of the first byte of `bytes` that needs escaping, if any.
 #[inline]
-fn first_escape(bytes: &[u8]) -> Option<usize> {
+pub fn first_escape(bytes: &[u8]) -> Option<usize> {
     let mut words = bytes.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut words {

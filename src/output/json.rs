@@ -4,7 +4,7 @@
 //! as ripgrep's JSON does, instead of an array of numbers. Strings are escaped a word at a
 //! time ([`super::escape`]), which is most of the cost of a line that carries an HTTP body.
 
-use super::escape::{write_base64, write_str};
+use super::escape::{first_escape, write_base64, write_str};
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 use std::fmt::Display;
@@ -261,6 +261,23 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
     }
     fn serialize_str(self, v: &str) -> Result<(), JsonError> {
         write_str(self.out, v);
+        Ok(())
+    }
+    /// A `Display` value formatted straight into the line, escaped only if it must be.
+    fn collect_str<T: Display + ?Sized>(self, value: &T) -> Result<(), JsonError> {
+        use std::io::Write as _;
+        let start = self.out.len();
+        self.out.push(b'"');
+        write!(self.out, "{value}").map_err(|e| JsonError::Custom(e.to_string()))?;
+        if first_escape(&self.out[start + 1..]).is_some() {
+            let text = self.out.split_off(start);
+            self.out.truncate(start);
+            let text =
+                std::str::from_utf8(&text[1..]).map_err(|e| JsonError::Custom(e.to_string()))?;
+            write_str(self.out, text);
+        } else {
+            self.out.push(b'"');
+        }
         Ok(())
     }
     /// Bytes are written as a base64 string (serde_json writes an array of numbers).
@@ -649,7 +666,11 @@ mod tests {
                 2 => json!(self.next() as i64 >> (self.next() % 64)),
                 3 => json!(
                     f64::from_bits(self.next() >> 2)
-                        * if self.next().is_multiple_of(2) { 1.0 } else { -1.0 }
+                        * if self.next().is_multiple_of(2) {
+                            1.0
+                        } else {
+                            -1.0
+                        }
                 ),
                 4 => Value::String(texts[(self.next() % 6) as usize].to_string()),
                 5 => Value::Array(
@@ -720,6 +741,23 @@ mod tests {
             skipped: None,
             unit: (),
         });
+    }
+
+    struct Shown(&'static str);
+
+    impl Serialize for Shown {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self.0)
+        }
+    }
+
+    #[test]
+    fn displayed_values_are_escaped_like_strings() {
+        for text in ["plain", "", "a \"quote\"", "tab\there"] {
+            same_as_serde_json(&Shown(text));
+        }
+        same_as_serde_json(&std::net::IpAddr::from([10, 99, 0, 1]));
+        same_as_serde_json(&"::1".parse::<std::net::IpAddr>().unwrap());
     }
 
     #[test]

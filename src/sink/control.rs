@@ -70,7 +70,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
+use crate::output::json::write_compact;
+use chrono::Utc;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
@@ -410,7 +411,8 @@ fn to_line(head: &[(&str, Value)], rest: &Map<String, Value>) -> Line {
         }
     }
 
-    let mut line = serde_json::to_vec(&Ordered { head, rest })
+    let mut line = Vec::new();
+    write_compact(&mut line, &Ordered { head, rest })
         .expect("JSON values with string keys always serialize into memory");
     line.push(b'\n');
     line.into()
@@ -418,9 +420,8 @@ fn to_line(head: &[(&str, Value)], rest: &Map<String, Value>) -> Line {
 
 /// The wall clock as events and pongs carry it.
 fn timestamp() -> Value {
-    Utc::now()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-        .into()
+    let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    crate::time::Timestamp::millis(now).to_string().into()
 }
 
 fn event_line(cat: Category, event: &str, fields: &Map<String, Value>) -> Line {

@@ -80,7 +80,7 @@ fn endpoint_text(e: &Endpoint) -> String {
 
 /// Nanoseconds since the epoch as RFC 3339 UTC.
 pub fn time_text(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::time::Timestamp::micros(ns).to_string()
 }
 
 /// One direction's counters: written by the capture thread, read by anyone.
