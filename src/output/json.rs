@@ -80,6 +80,10 @@ impl Serialize for TextOrBase64<'_> {
     }
 }
 
+/// A newline and the indentation of up to 31 levels, copied in one piece.
+const NEWLINE_AND_INDENT: &[u8; 63] =
+    b"\n                                                              ";
+
 /// A serde serializer into a byte buffer; `indent` is the current depth when pretty.
 pub struct Encoder<'a> {
     out: &'a mut Vec<u8>,
@@ -93,8 +97,13 @@ impl<'a> Encoder<'a> {
 
     fn newline(&mut self) {
         if let Some(depth) = self.indent {
-            self.out.push(b'\n');
-            self.out.resize(self.out.len() + 2 * depth, b' ');
+            match NEWLINE_AND_INDENT.get(..1 + 2 * depth) {
+                Some(indent) => self.out.extend_from_slice(indent),
+                None => {
+                    self.out.push(b'\n');
+                    self.out.resize(self.out.len() + 2 * depth, b' ');
+                }
+            }
         }
     }
 
@@ -180,9 +189,18 @@ impl Compound<'_, '_> {
         self.brackets.element(self.encoder);
     }
 
+    /// A struct field's name: plain ASCII in every record of ours, written in one piece.
     fn key(&mut self, key: &str) {
         self.element();
-        write_str(self.encoder.out, key);
+        let out = &mut *self.encoder.out;
+        if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.reserve(key.len() + 4);
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'"');
+        } else {
+            write_str(out, key);
+        }
         self.encoder.colon();
     }
 

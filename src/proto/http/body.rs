@@ -198,6 +198,11 @@ impl BodyReader {
                 }
                 BodyReader::Length { remaining } => {
                     let n = clamp(*remaining, rest.len());
+                    // The length is known: room for all that will be kept at once, instead of
+                    // a copy at every doubling of a large body.
+                    if body.kept.capacity() == 0 {
+                        body.kept.reserve_exact(clamp(*remaining, limits.max_body));
+                    }
                     body.take(&rest[..n], limits.max_body);
                     at += n;
                     *remaining -= n as u64;
