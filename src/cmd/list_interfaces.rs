@@ -2,6 +2,7 @@
 
 use super::Outcome;
 use crate::output::table::write_table;
+use crate::output::{Flush, JsonLines};
 use crate::source::live::list_interfaces;
 use anyhow::Context;
 use clap::Args;
@@ -20,10 +21,11 @@ pub fn run(args: &ListInterfacesArgs) -> anyhow::Result<Outcome> {
         .context("cannot list interfaces")?;
     let mut out = std::io::stdout().lock();
     if args.json {
+        let mut lines = JsonLines::new(&mut out, Flush::Blocks);
         for i in &interfaces {
-            serde_json::to_writer(&mut out, i)?;
-            out.write_all(b"\n")?;
+            lines.write(i)?;
         }
+        lines.finish()?;
     } else {
         let rows: Vec<Vec<String>> = interfaces
             .iter()

@@ -761,6 +761,46 @@ mod tests {
         });
     }
 
+    #[derive(Serialize)]
+    struct Message<'a> {
+        id: u32,
+        text: &'a str,
+        body: TextOrBase64<'a>,
+        body_encoding: &'static str,
+        missing: Option<u8>,
+    }
+
+    fn message_line(text: &str, body: &[u8]) -> String {
+        let body = TextOrBase64::of(body);
+        compact(&Message {
+            id: 7,
+            text,
+            body,
+            body_encoding: body.encoding(),
+            missing: None,
+        })
+    }
+
+    #[test]
+    fn a_literal_record_keeps_its_field_order_and_escapes_what_it_must() {
+        assert_eq!(
+            message_line("tab\t nul\u{0} bell\u{7} \"q\" \\", b"plain text\r\n"),
+            r#"{"id":7,"text":"tab\t nul\u0000 bell\u0007 \"q\" \\","body":"plain text\r\n","body_encoding":"utf-8","missing":null}"#
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_travel_as_base64() {
+        assert_eq!(
+            message_line("", &[0x66, 0x6f, 0xff, 0x80]),
+            r#"{"id":7,"text":"","body":"Zm//gA==","body_encoding":"base64","missing":null}"#
+        );
+        assert_eq!(
+            message_line("", "ünï".as_bytes()),
+            r#"{"id":7,"text":"","body":"ünï","body_encoding":"utf-8","missing":null}"#
+        );
+    }
+
     struct Shown(&'static str);
 
     impl Serialize for Shown {
