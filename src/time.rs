@@ -71,8 +71,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The longest text a [`Timestamp`] writes.
+const LONGEST: usize = 30;
+
+impl Timestamp {
+    /// The text in a buffer of its own and its length.
+    fn text(&self) -> ([u8; LONGEST], usize) {
         let secs = self.ns.div_euclid(1_000_000_000);
         let nanos = self.ns.rem_euclid(1_000_000_000) as u32;
         let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
@@ -94,14 +98,22 @@ impl fmt::Display for Timestamp {
         put(20, 9, nanos);
         let digits = self.precision.digits();
         text[20 + digits] = b'Z';
-        let shown = &text[..21 + digits];
-        f.write_str(std::str::from_utf8(shown).map_err(|_| fmt::Error)?)
+        (text, 21 + digits)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (text, len) = self.text();
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let (text, len) = self.text();
+        let text = std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 }
 

@@ -129,9 +129,9 @@ pub struct FlowsArgs {
 #[derive(Debug, Default, Serialize)]
 pub struct FlowRecord<'a> {
     pub protocol: Cow<'static, str>,
-    pub endpoint_a_ip: String,
+    pub endpoint_a_ip: Address,
     pub endpoint_a_port: u16,
-    pub endpoint_b_ip: String,
+    pub endpoint_b_ip: Address,
     pub endpoint_b_port: u16,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
@@ -169,6 +169,18 @@ pub struct FlowRecord<'a> {
     pub end_reason: Option<&'static str>,
 }
 
+/// An IP address written as text; the unspecified IPv4 address by default (the record's
+/// default only names the CSV columns).
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Address(pub std::net::IpAddr);
+
+impl Default for Address {
+    fn default() -> Self {
+        Address(std::net::Ipv4Addr::UNSPECIFIED.into())
+    }
+}
+
 /// The protocol's name, or its number.
 fn protocol_name(protocol: u8) -> Cow<'static, str> {
     ip_protocol_name(protocol).map_or_else(|| Cow::Owned(protocol.to_string()), Cow::Borrowed)
@@ -193,9 +205,9 @@ impl<'a> FlowRecord<'a> {
             .filter(|r| r.samples > 0);
         FlowRecord {
             protocol: protocol_name(flow.key.protocol),
-            endpoint_a_ip: flow.key.a.ip.to_string(),
+            endpoint_a_ip: Address(flow.key.a.ip),
             endpoint_a_port: flow.key.a.port,
-            endpoint_b_ip: flow.key.b.ip.to_string(),
+            endpoint_b_ip: Address(flow.key.b.ip),
             endpoint_b_port: flow.key.b.port,
             first_seen: Timestamp::nanos(flow.first_ns),
             last_seen: Timestamp::nanos(flow.last_ns),

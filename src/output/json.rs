@@ -193,7 +193,7 @@ impl Compound<'_, '_> {
     fn key(&mut self, key: &str) {
         self.element();
         let out = &mut *self.encoder.out;
-        if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        if first_escape(key.as_bytes()).is_none() {
             out.reserve(key.len() + 4);
             out.push(b'"');
             out.extend_from_slice(key.as_bytes());

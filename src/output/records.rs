@@ -16,7 +16,7 @@ pub enum Flush {
 }
 
 /// Encoded bytes gathered before one write.
-pub const BLOCK: usize = 64 * 1024;
+pub const BLOCK: usize = 1024 * 1024;
 
 /// The buffer of encoded records and the writer they go to.
 struct Pending<W: Write> {
