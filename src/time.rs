@@ -71,6 +71,13 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// "00" to "99", for writing two digits at once.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// The longest text a [`Timestamp`] writes.
 const LONGEST: usize = 30;
 
@@ -83,10 +90,17 @@ impl Timestamp {
         let of_day = secs.rem_euclid(86_400) as u32;
         // i64 nanoseconds span the years 1677 to 2262: always four digits.
         let mut text = *b"0000-00-00T00:00:00.000000000Z";
+        // Two digits at a time: a timestamp is written for every flow and message.
         let mut put = |at: usize, width: usize, mut value: u32| {
-            for i in (at..at + width).rev() {
-                text[i] = b'0' + (value % 10) as u8;
-                value /= 10;
+            let mut end = at + width;
+            while end >= at + 2 {
+                let pair = (value % 100) as usize * 2;
+                text[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+                value /= 100;
+                end -= 2;
+            }
+            if end > at {
+                text[at] = b'0' + (value % 10) as u8;
             }
         };
         put(0, 4, year as u32);

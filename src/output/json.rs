@@ -121,8 +121,10 @@ impl<'a> Encoder<'a> {
     }
 
     fn colon(&mut self) {
-        let colon: &[u8] = if self.indent.is_some() { b": " } else { b":" };
-        self.out.extend_from_slice(colon);
+        self.out.push(b':');
+        if self.indent.is_some() {
+            self.out.push(b' ');
+        }
     }
 
     fn integer(&mut self, v: impl itoa::Integer) {
