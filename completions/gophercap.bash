@@ -93,7 +93,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__flows)
-            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --no-anomalies --syn-flood-window-secs --syn-threshold --unique-src-threshold --syn-flood-cooldown-secs --no-syn-flood --port-scan-window-secs --unique-ports-threshold --unique-hosts-threshold --port-scan-cooldown-secs --no-port-scan --snaplen --promiscuous --no-promiscuous --timeout-ms --buffer-size-mb --immediate-mode --no-immediate-mode --alerts-jsonl --write-pcap --hex-dump --no-hex-dump --stats --no-stats --stats-interval-ms --top-flows --packets --verbose --quiet --log-format --config --help --version"
+            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --no-anomalies --syn-flood-window-secs --syn-threshold --unique-src-threshold --syn-flood-cooldown-secs --no-syn-flood --port-scan-window-secs --unique-ports-threshold --unique-hosts-threshold --port-scan-cooldown-secs --no-port-scan --anomaly-memory-mb --snaplen --promiscuous --no-promiscuous --timeout-ms --buffer-size-mb --immediate-mode --no-immediate-mode --alerts-jsonl --write-pcap --hex-dump --no-hex-dump --stats --no-stats --stats-interval-ms --top-flows --packets --verbose --quiet --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +172,10 @@ _gophercap() {
                     return 0
                     ;;
                 --port-scan-cooldown-secs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --anomaly-memory-mb)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -73,6 +73,7 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l port-scan-
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-ports-threshold -d 'Port scan: distinct destination ports from one source within the window' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-hosts-threshold -d 'Port scan: distinct destination hosts from one source within the window' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l port-scan-cooldown-secs -d 'Port scan: seconds before the same source alerts again' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l anomaly-memory-mb -d 'Memory the SYN-flood and port-scan detectors may hold, in MiB; past it the least recently active services and sources are let go (and counted)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l snaplen -d 'Live capture: bytes kept per packet' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l timeout-ms -d 'Live capture: read timeout in milliseconds' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l buffer-size-mb -d 'Live capture: kernel buffer in MiB (0 keeps libpcap\'s default)' -r

@@ -1,17 +1,15 @@
 //! SYN-flood and port-scan detection over sliding windows of packet time (NetScope's rules and
-//! defaults). Memory is bounded: each window holds at most `MAX_EVENTS` entries, and keys idle
-//! for a window are dropped on a periodic sweep.
+//! defaults), in memory set by configuration: every window is capped by its threshold
+//! ([`super::window`]), and the keys (attacked services, scanning sources) live in tables of a
+//! fixed number of entries, the least recently active evicted first and counted. A flood of
+//! spoofed sources costs the tables' size, not a window per source.
 
+use super::keys::{Clear, KeyTable};
+use super::window::{RecentDistinct, RecentEvents};
 use crate::decode::{Decoded, TcpFlags, Transport};
 use crate::time::format_ts;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-
-/// Events kept per key and window: enough to exceed any sensible threshold.
-const MAX_EVENTS: usize = 65_536;
-/// How often (packet time) idle keys are swept.
-const SWEEP_NS: i64 = 30_000_000_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SynFloodConfig {
@@ -80,48 +78,56 @@ pub struct Alert {
     pub window_secs: f64,
 }
 
-/// A sliding window of (time, item) with a count per distinct item.
+/// How many events and distinct items a window keeps per threshold: twice, so an alert's
+/// counts are exact up to twice its thresholds (and never less than the threshold, which is
+/// all the rule needs).
+const CAP_PER_THRESHOLD: usize = 2;
+
+/// The most memory one window can hold, in bytes: `cap` entries of `entry` bytes, plus the
+/// sightings list of a distinct window (twice the cap), plus the containers' own slack.
+fn window_bytes(cap: usize, entry: usize) -> usize {
+    3 * cap * entry + 128
+}
+
+/// Per attacked service: its SYNs and their sources within the window.
 #[derive(Debug)]
-struct Window<T: std::hash::Hash + Eq + Copy> {
-    events: VecDeque<(i64, T)>,
-    distinct: HashMap<T, u32>,
+struct FloodState {
+    syns: RecentEvents,
+    sources: RecentDistinct<IpAddr>,
     last_alert_ns: Option<i64>,
 }
 
-impl<T: std::hash::Hash + Eq + Copy> Default for Window<T> {
-    fn default() -> Self {
-        Window {
-            events: VecDeque::new(),
-            distinct: HashMap::new(),
-            last_alert_ns: None,
-        }
+/// Per source: the ports and hosts it reached within the window.
+#[derive(Debug)]
+struct ScanState {
+    ports: RecentDistinct<u16>,
+    hosts: RecentDistinct<IpAddr>,
+    newest_ns: i64,
+    last_alert_ns: Option<i64>,
+}
+
+impl Clear for FloodState {
+    fn clear(&mut self) {
+        self.syns.clear();
+        self.sources.clear();
+        self.last_alert_ns = None;
     }
 }
 
-impl<T: std::hash::Hash + Eq + Copy> Window<T> {
-    fn push(&mut self, ts: i64, item: T, window_ns: i64) {
-        while let Some(&(t, old)) = self.events.front() {
-            if ts - t <= window_ns && self.events.len() < MAX_EVENTS {
-                break;
-            }
-            self.events.pop_front();
-            if let Some(n) = self.distinct.get_mut(&old) {
-                *n -= 1;
-                if *n == 0 {
-                    self.distinct.remove(&old);
-                }
-            }
-        }
-        self.events.push_back((ts, item));
-        *self.distinct.entry(item).or_default() += 1;
+impl Clear for ScanState {
+    fn clear(&mut self) {
+        self.ports.clear();
+        self.hosts.clear();
+        self.last_alert_ns = None;
     }
+}
 
-    fn cooling(&self, ts: i64, cooldown_ns: i64) -> bool {
-        self.last_alert_ns.is_some_and(|t| ts - t < cooldown_ns)
-    }
-
-    fn idle(&self, now: i64, window_ns: i64) -> bool {
-        self.events.back().is_none_or(|&(t, _)| now - t > window_ns)
+/// A count as an alert tells it: `400+` once it reached its window's cap.
+fn at_least(count: usize, threshold: usize) -> String {
+    if count >= threshold.saturating_mul(CAP_PER_THRESHOLD) {
+        format!("{count}+")
+    } else {
+        count.to_string()
     }
 }
 
@@ -129,26 +135,64 @@ fn ns(secs: f64) -> i64 {
     (secs * 1e9) as i64
 }
 
+fn cooling(last_alert_ns: Option<i64>, now: i64, cooldown_ns: i64) -> bool {
+    last_alert_ns.is_some_and(|t| now - t < cooldown_ns)
+}
+
+/// What the detector holds and has let go, for the summary and the memory bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DetectorStats {
+    /// Services tracked for SYN floods now, and at most.
+    pub flood_keys: usize,
+    pub flood_key_cap: usize,
+    /// Sources tracked for port scans now, and at most.
+    pub scan_keys: usize,
+    pub scan_key_cap: usize,
+    /// Keys evicted while still active to make room (their cooldowns forgotten).
+    pub evicted_keys: u64,
+    /// Events and sightings held across every window.
+    pub held_events: usize,
+}
+
 pub struct AnomalyDetector {
     syn: SynFloodConfig,
     scan: PortScanConfig,
-    floods: HashMap<(IpAddr, u16), Window<IpAddr>>,
-    /// Per source: destination ports and hosts seen.
-    scan_ports: HashMap<IpAddr, Window<u16>>,
-    scan_hosts: HashMap<IpAddr, Window<IpAddr>>,
+    floods: KeyTable<(IpAddr, u16), FloodState>,
+    scans: KeyTable<IpAddr, ScanState>,
     next_sweep_ns: i64,
 }
 
+/// How often (packet time) keys idle for their window and cooldown are let go.
+const SWEEP_NS: i64 = 1_000_000_000;
+
+/// The memory the detectors may use unless told otherwise (`--anomaly-memory-mb`).
+pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
+
 impl AnomalyDetector {
-    pub fn new(syn: SynFloodConfig, scan: PortScanConfig) -> Self {
+    /// Detectors within `memory_bytes`: half for the SYN-flood table, half for the port-scan
+    /// table, each as many keys as fit at the most one key can hold under the thresholds.
+    pub fn new(syn: SynFloodConfig, scan: PortScanConfig, memory_bytes: usize) -> Self {
+        let (flood_key, scan_key) = Self::key_bytes(&syn, &scan);
         AnomalyDetector {
+            floods: KeyTable::new(memory_bytes / 2 / flood_key),
+            scans: KeyTable::new(memory_bytes / 2 / scan_key),
             syn,
             scan,
-            floods: HashMap::new(),
-            scan_ports: HashMap::new(),
-            scan_hosts: HashMap::new(),
             next_sweep_ns: i64::MIN,
         }
+    }
+
+    /// The most memory one SYN-flood key and one port-scan key can hold, in bytes.
+    pub fn key_bytes(syn: &SynFloodConfig, scan: &PortScanConfig) -> (usize, usize) {
+        let cap = |threshold: usize| threshold.max(1).saturating_mul(CAP_PER_THRESHOLD);
+        let table_entry = 96;
+        let flood = table_entry
+            + window_bytes(cap(syn.syn_threshold), 8)
+            + window_bytes(cap(syn.unique_src_threshold), 40);
+        let scan = table_entry
+            + window_bytes(cap(scan.unique_ports_threshold), 16)
+            + window_bytes(cap(scan.unique_hosts_threshold), 40);
+        (flood, scan)
     }
 
     /// Look at one packet; returns the alerts it raises.
@@ -182,12 +226,18 @@ impl AnomalyDetector {
 
     fn syn_flood(&mut self, ts: i64, src: IpAddr, dst: IpAddr, port: u16, alerts: &mut Vec<Alert>) {
         let c = &self.syn;
-        let w = self.floods.entry((dst, port)).or_default();
-        w.push(ts, src, ns(c.window_secs));
-        let (syns, sources) = (w.events.len(), w.distinct.len());
+        let window = ns(c.window_secs);
+        let w = self.floods.entry((dst, port), || FloodState {
+            syns: RecentEvents::new(c.syn_threshold.saturating_mul(CAP_PER_THRESHOLD)),
+            sources: RecentDistinct::new(c.unique_src_threshold.saturating_mul(CAP_PER_THRESHOLD)),
+            last_alert_ns: None,
+        });
+        w.syns.push(ts, window);
+        w.sources.push(ts, src, window);
+        let (syns, sources) = (w.syns.count(), w.sources.count());
         if syns >= c.syn_threshold
             && sources >= c.unique_src_threshold
-            && !w.cooling(ts, ns(c.cooldown_secs))
+            && !cooling(w.last_alert_ns, ts, ns(c.cooldown_secs))
         {
             w.last_alert_ns = Some(ts);
             let target = format!("{}", std::net::SocketAddr::new(dst, port));
@@ -196,7 +246,9 @@ impl AnomalyDetector {
                 ts_ns: ts,
                 kind: "syn_flood",
                 description: format!(
-                    "SYN flood suspected: {syns} SYNs from {sources} sources to {target} within {}s",
+                    "SYN flood suspected: {} SYNs from {} sources to {target} within {}s",
+                    at_least(syns, c.syn_threshold),
+                    at_least(sources, c.unique_src_threshold),
                     c.window_secs
                 ),
                 target: Some(target),
@@ -213,21 +265,28 @@ impl AnomalyDetector {
     fn port_scan(&mut self, ts: i64, src: IpAddr, dst: IpAddr, port: u16, alerts: &mut Vec<Alert>) {
         let c = &self.scan;
         let window = ns(c.window_secs);
-        let ports = self.scan_ports.entry(src).or_default();
-        ports.push(ts, port, window);
-        let hosts = self.scan_hosts.entry(src).or_default();
-        hosts.push(ts, dst, window);
-        let (n_ports, n_hosts) = (ports.distinct.len(), hosts.distinct.len());
-        let cooling = ports.cooling(ts, ns(c.cooldown_secs));
-        if (n_ports >= c.unique_ports_threshold || n_hosts >= c.unique_hosts_threshold) && !cooling
+        let w = self.scans.entry(src, || ScanState {
+            ports: RecentDistinct::new(c.unique_ports_threshold.saturating_mul(CAP_PER_THRESHOLD)),
+            hosts: RecentDistinct::new(c.unique_hosts_threshold.saturating_mul(CAP_PER_THRESHOLD)),
+            newest_ns: ts,
+            last_alert_ns: None,
+        });
+        w.ports.push(ts, port, window);
+        w.hosts.push(ts, dst, window);
+        w.newest_ns = ts;
+        let (n_ports, n_hosts) = (w.ports.count(), w.hosts.count());
+        if (n_ports >= c.unique_ports_threshold || n_hosts >= c.unique_hosts_threshold)
+            && !cooling(w.last_alert_ns, ts, ns(c.cooldown_secs))
         {
-            ports.last_alert_ns = Some(ts);
+            w.last_alert_ns = Some(ts);
             alerts.push(Alert {
                 ts: format_ts(ts),
                 ts_ns: ts,
                 kind: "port_scan",
                 description: format!(
-                    "port scan suspected: {src} reached {n_ports} ports on {n_hosts} hosts within {}s",
+                    "port scan suspected: {src} reached {} ports on {} hosts within {}s",
+                    at_least(n_ports, c.unique_ports_threshold),
+                    at_least(n_hosts, c.unique_hosts_threshold),
                     c.window_secs
                 ),
                 target: None,
@@ -241,19 +300,394 @@ impl AnomalyDetector {
         }
     }
 
-    /// Drop keys with no event in their window and no cooldown running.
+    /// Let go of the least recently active keys whose window is empty and whose cooldown is
+    /// over: the tables are kept in order of activity, so this stops at the first busy key.
     fn sweep(&mut self, now: i64) {
-        let (sw, sc) = (ns(self.syn.window_secs), ns(self.syn.cooldown_secs));
-        self.floods
-            .retain(|_, w| !w.idle(now, sw) || w.cooling(now, sc));
-        let (pw, pc) = (ns(self.scan.window_secs), ns(self.scan.cooldown_secs));
-        self.scan_ports
-            .retain(|_, w| !w.idle(now, pw) || w.cooling(now, pc));
-        self.scan_hosts.retain(|_, w| !w.idle(now, pw));
+        let (window, cooldown) = (ns(self.syn.window_secs), ns(self.syn.cooldown_secs));
+        self.floods.sweep(|w| {
+            w.syns.newest().is_none_or(|t| now - t > window)
+                && !cooling(w.last_alert_ns, now, cooldown)
+        });
+        let (window, cooldown) = (ns(self.scan.window_secs), ns(self.scan.cooldown_secs));
+        self.scans
+            .sweep(|w| now - w.newest_ns > window && !cooling(w.last_alert_ns, now, cooldown));
     }
 
-    /// Keys currently tracked (for memory checks).
-    pub fn tracked(&self) -> usize {
-        self.floods.len() + self.scan_ports.len() + self.scan_hosts.len()
+    /// What is held now and what was let go.
+    pub fn stats(&self) -> DetectorStats {
+        DetectorStats {
+            flood_keys: self.floods.len(),
+            flood_key_cap: self.floods.cap(),
+            scan_keys: self.scans.len(),
+            scan_key_cap: self.scans.cap(),
+            evicted_keys: self.floods.evicted() + self.scans.evicted(),
+            held_events: self
+                .floods
+                .states()
+                .map(|w| w.syns.count() + w.sources.held())
+                .chain(self.scans.states().map(|w| w.ports.held() + w.hosts.held()))
+                .sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DecodeOptions, decode};
+    use std::collections::{HashMap, HashSet};
+
+    /// One packet of a trace: a TCP SYN (or a UDP datagram) at a time.
+    #[derive(Clone, Copy, Debug)]
+    struct Probe {
+        ts: i64,
+        src: [u8; 4],
+        dst: [u8; 4],
+        dport: u16,
+        tcp: bool,
+    }
+
+    /// The probe as a raw IPv4 packet (LINKTYPE_RAW).
+    fn bytes(p: &Probe) -> Vec<u8> {
+        let transport: Vec<u8> = if p.tcp {
+            let mut tcp = vec![0u8; 20];
+            tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+            tcp[2..4].copy_from_slice(&p.dport.to_be_bytes());
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x02;
+            tcp
+        } else {
+            let mut udp = vec![0u8; 8];
+            udp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+            udp[2..4].copy_from_slice(&p.dport.to_be_bytes());
+            udp[4..6].copy_from_slice(&8u16.to_be_bytes());
+            udp
+        };
+        let mut ip = vec![
+            0x45,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            if p.tcp { 6 } else { 17 },
+            0,
+            0,
+        ];
+        ip[2..4].copy_from_slice(&(20 + transport.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&p.src);
+        ip.extend_from_slice(&p.dst);
+        ip.extend_from_slice(&transport);
+        ip
+    }
+
+    /// What an alert is compared by.
+    type Seen = (
+        i64,
+        &'static str,
+        Option<String>,
+        Option<String>,
+        [Option<usize>; 4],
+    );
+
+    fn seen(a: &Alert) -> Seen {
+        (
+            a.ts_ns,
+            a.kind,
+            a.target.clone(),
+            a.source.clone(),
+            [a.syns, a.sources, a.ports, a.hosts],
+        )
+    }
+
+    fn run(detector: &mut AnomalyDetector, probes: &[Probe]) -> Vec<Seen> {
+        let mut alerts = Vec::new();
+        for p in probes {
+            let data = bytes(p);
+            let decoded = decode(101, &data, &DecodeOptions::default());
+            detector.observe(p.ts, &decoded, &mut alerts);
+        }
+        alerts.iter().map(seen).collect()
+    }
+
+    /// NetScope's rules over every event, kept forever, counted exactly; counts are reported
+    /// as the detector reports them (at most twice the threshold).
+    fn exact(syn: &SynFloodConfig, scan: &PortScanConfig, probes: &[Probe]) -> Vec<Seen> {
+        let cap = |n: usize, threshold: usize| Some(n.min(threshold * CAP_PER_THRESHOLD));
+        // Per key: every event so far, and the last alert's time.
+        type Events<E> = (Vec<E>, Option<i64>);
+        let mut floods: HashMap<(IpAddr, u16), Events<(i64, IpAddr)>> = HashMap::new();
+        let mut scans: HashMap<IpAddr, Events<(i64, u16, IpAddr)>> = HashMap::new();
+        let mut out = Vec::new();
+        for p in probes {
+            let (src, dst) = (IpAddr::from(p.src), IpAddr::from(p.dst));
+            if p.tcp && syn.enabled {
+                let (events, last) = floods.entry((dst, p.dport)).or_default();
+                events.push((p.ts, src));
+                let within: Vec<_> = events
+                    .iter()
+                    .filter(|(t, _)| p.ts - t <= ns(syn.window_secs))
+                    .collect();
+                let sources: HashSet<_> = within.iter().map(|(_, s)| s).collect();
+                if within.len() >= syn.syn_threshold
+                    && sources.len() >= syn.unique_src_threshold
+                    && !cooling(*last, p.ts, ns(syn.cooldown_secs))
+                {
+                    *last = Some(p.ts);
+                    out.push((
+                        p.ts,
+                        "syn_flood",
+                        Some(std::net::SocketAddr::new(dst, p.dport).to_string()),
+                        None,
+                        [
+                            cap(within.len(), syn.syn_threshold),
+                            cap(sources.len(), syn.unique_src_threshold),
+                            None,
+                            None,
+                        ],
+                    ));
+                }
+            }
+            if scan.enabled {
+                let (events, last) = scans.entry(src).or_default();
+                events.push((p.ts, p.dport, dst));
+                let within: Vec<_> = events
+                    .iter()
+                    .filter(|(t, _, _)| p.ts - t <= ns(scan.window_secs))
+                    .collect();
+                let ports: HashSet<_> = within.iter().map(|(_, port, _)| port).collect();
+                let hosts: HashSet<_> = within.iter().map(|(_, _, host)| host).collect();
+                if (ports.len() >= scan.unique_ports_threshold
+                    || hosts.len() >= scan.unique_hosts_threshold)
+                    && !cooling(*last, p.ts, ns(scan.cooldown_secs))
+                {
+                    *last = Some(p.ts);
+                    out.push((
+                        p.ts,
+                        "port_scan",
+                        None,
+                        Some(src.to_string()),
+                        [
+                            None,
+                            None,
+                            cap(ports.len(), scan.unique_ports_threshold),
+                            cap(hosts.len(), scan.unique_hosts_threshold),
+                        ],
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn bounded_detectors_raise_exactly_the_alerts_of_unbounded_exact_counting() {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut alerts_seen = 0;
+        for _ in 0..300 {
+            let syn = SynFloodConfig {
+                enabled: rng.below(8) != 0,
+                window_secs: 0.5 + rng.below(40) as f64 / 10.0,
+                syn_threshold: 1 + rng.below(25) as usize,
+                unique_src_threshold: 1 + rng.below(12) as usize,
+                cooldown_secs: rng.below(60) as f64 / 10.0,
+            };
+            let scan = PortScanConfig {
+                enabled: rng.below(8) != 0,
+                window_secs: 0.5 + rng.below(40) as f64 / 10.0,
+                unique_ports_threshold: 1 + rng.below(15) as usize,
+                unique_hosts_threshold: 1 + rng.below(6) as usize,
+                cooldown_secs: rng.below(60) as f64 / 10.0,
+            };
+            let (sources, hosts, ports) = (1 + rng.below(40), 1 + rng.below(5), 1 + rng.below(40));
+            let mut ts = 1_700_000_000_000_000_000i64;
+            let probes: Vec<Probe> = (0..1 + rng.below(600))
+                .map(|_| {
+                    // Bursts and pauses, from no gap to several windows, in steps of 50 ms so
+                    // that events fall exactly on a window's edge too.
+                    ts += match rng.below(10) {
+                        0 => 0,
+                        1..=7 => rng.below(8) as i64 * 50_000_000,
+                        _ => rng.below(160) as i64 * 50_000_000,
+                    };
+                    Probe {
+                        ts,
+                        src: [10, 99, 1, rng.below(sources) as u8],
+                        dst: [10, 99, 2, rng.below(hosts) as u8],
+                        dport: 1 + rng.below(ports) as u16,
+                        tcp: rng.below(5) != 0,
+                    }
+                })
+                .collect();
+            let mut detector = AnomalyDetector::new(syn.clone(), scan.clone(), 64 << 20);
+            let ours = run(&mut detector, &probes);
+            let want = exact(&syn, &scan, &probes);
+            assert_eq!(ours, want, "{syn:?} {scan:?}");
+            assert_eq!(
+                detector.stats().evicted_keys,
+                0,
+                "keys stayed under the cap"
+            );
+            alerts_seen += want.len();
+        }
+        assert!(alerts_seen > 300, "the traces raise alerts ({alerts_seen})");
+    }
+
+    /// SYNs to one service, one every microsecond, each source sending `run` in a row.
+    fn sequential_flood(syns: u32, run: u32) -> Vec<Probe> {
+        (0..syns)
+            .map(|i| {
+                let source = i / run;
+                Probe {
+                    ts: i64::from(i) * 1_000,
+                    src: [
+                        10,
+                        96 | (source >> 16) as u8 & 0x1f,
+                        (source >> 8) as u8,
+                        source as u8,
+                    ],
+                    dst: [10, 99, 255, 1],
+                    dport: 80,
+                    tcp: true,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flood_whose_sources_send_in_long_runs_still_alerts() {
+        // 50 sources need 100,000 SYNs: more than any event list of 65,536 could see at once.
+        let probes = sequential_flood(120_000, 2_000);
+        let mut detector = AnomalyDetector::new(
+            SynFloodConfig::default(),
+            PortScanConfig::default(),
+            64 << 20,
+        );
+        let alerts = run(&mut detector, &probes);
+        let floods: Vec<_> = alerts.iter().filter(|a| a.1 == "syn_flood").collect();
+        assert_eq!(floods.len(), 1, "{alerts:?}");
+        assert_eq!(
+            floods[0].0, 98_000_000,
+            "at the first SYN of the 50th source"
+        );
+        assert_eq!(floods[0].4[1], Some(50));
+    }
+
+    fn spoofed_flood(syns: u32, seed: u64) -> Vec<Probe> {
+        let mut rng = Rng(seed);
+        (0..syns)
+            .map(|i| {
+                let source = rng.next() as u32 & 0x1f_ffff;
+                Probe {
+                    ts: i64::from(i) * 5_000,
+                    src: [
+                        10,
+                        96 | (source >> 16) as u8,
+                        (source >> 8) as u8,
+                        source as u8,
+                    ],
+                    dst: [10, 99, 255, 1],
+                    dport: 80,
+                    tcp: true,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spoofed_flood_alerts_and_ten_times_the_sources_hold_no_more_memory() {
+        let budget = 4 << 20;
+        let held = |syns| {
+            let mut detector =
+                AnomalyDetector::new(SynFloodConfig::default(), PortScanConfig::default(), budget);
+            let alerts = run(&mut detector, &spoofed_flood(syns, 99));
+            assert!(
+                alerts
+                    .iter()
+                    .any(|a| a.1 == "syn_flood" && a.0 == 199 * 5_000)
+            );
+            detector.stats()
+        };
+        let (small, large) = (held(20_000), held(200_000));
+        assert_eq!(
+            small.scan_keys, small.scan_key_cap,
+            "the source table filled up"
+        );
+        assert_eq!(large.scan_keys, large.scan_key_cap);
+        assert!(large.evicted_keys > 9 * small.evicted_keys);
+        assert_eq!(large.flood_keys, 1);
+        let bound = |s: DetectorStats| {
+            let (flood, scan) =
+                AnomalyDetector::key_bytes(&SynFloodConfig::default(), &PortScanConfig::default());
+            s.flood_keys * flood + s.scan_keys * scan
+        };
+        assert!(bound(large) <= budget);
+        assert!(large.held_events <= small.held_events + 2 * 400 + 2 * 100);
+    }
+
+    #[test]
+    fn a_port_scan_among_a_hundred_thousand_spoofed_sources_still_alerts() {
+        let mut rng = Rng(7);
+        let scanner = [10, 99, 3, 3];
+        let probes: Vec<Probe> = (0..101_000u32)
+            .map(|i| {
+                let scanning = i % 101 == 0;
+                let source = rng.next() as u32 & 0x1f_ffff;
+                Probe {
+                    ts: i64::from(i) * 1_000,
+                    src: if scanning {
+                        scanner
+                    } else {
+                        [
+                            10,
+                            96 | (source >> 16) as u8,
+                            (source >> 8) as u8,
+                            source as u8,
+                        ]
+                    },
+                    dst: [10, 99, 255, 1],
+                    dport: if scanning { 1 + (i / 101) as u16 } else { 443 },
+                    tcp: true,
+                }
+            })
+            .collect();
+        let mut detector = AnomalyDetector::new(
+            SynFloodConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            PortScanConfig::default(),
+            1 << 20,
+        );
+        let alerts = run(&mut detector, &probes);
+        assert!(
+            detector.stats().evicted_keys > 90_000,
+            "{:?}",
+            detector.stats()
+        );
+        let scans: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.3.as_deref() == Some("10.99.3.3"))
+            .collect();
+        assert_eq!(scans.len(), 1, "{alerts:?}");
+        assert_eq!(scans[0].4[2], Some(25), "at its 25th port");
     }
 }

@@ -92,6 +92,10 @@ pub struct FlowsArgs {
     /// No port-scan detection.
     #[arg(long)]
     pub no_port_scan: bool,
+    /// Memory the SYN-flood and port-scan detectors may hold, in MiB; past it the least
+    /// recently active services and sources are let go (and counted).
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    pub anomaly_memory_mb: usize,
     #[command(flatten)]
     pub live: LiveArgs,
     /// Also write each alert as a JSON line here (implies --anomalies).
@@ -592,6 +596,9 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         Flush::Blocks
     };
     let anomalies = (args.anomalies || args.alerts_jsonl.is_some()) && !args.no_anomalies;
+    if args.anomaly_memory_mb == 0 {
+        return Err(UsageError("--anomaly-memory-mb must be at least 1".into()).into());
+    }
     if args.stats && args.stats_interval_ms == 0 {
         return Err(UsageError("--stats-interval-ms must be at least 1".into()).into());
     }
@@ -626,6 +633,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
                     unique_hosts_threshold: args.unique_hosts_threshold,
                     cooldown_secs: args.port_scan_cooldown_secs,
                 },
+                args.anomaly_memory_mb.saturating_mul(1 << 20),
             )
         }),
         alerts: Vec::new(),
@@ -675,10 +683,25 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
     if let Some(e) = &error {
         tracing::error!("{e}; the flows before it are kept");
     }
+    let detector = output.detector.as_ref().map(AnomalyDetector::stats);
     if !global.quiet && global.log_format == LogFormat::Text {
+        let detector_note = detector.map_or(String::new(), |d| {
+            format!(
+                " (detectors: {} of {} services, {} of {} sources tracked, {} evicted)",
+                d.flood_keys, d.flood_key_cap, d.scan_keys, d.scan_key_cap, d.evicted_keys
+            )
+        });
         eprintln!(
-            "flows: {} packets, {} flows ({} evicted), {} packets without a flow, {} alerts",
+            "flows: {} packets, {} flows ({} evicted), {} packets without a flow, {} alerts{detector_note}",
             stats.packets, stats.flows, stats.evictions, stats.without_flow, output.alert_count
+        );
+    }
+    if let Some(d) = detector {
+        tracing::info!(
+            flood_keys = d.flood_keys,
+            scan_keys = d.scan_keys,
+            evicted_keys = d.evicted_keys,
+            "anomaly detectors"
         );
     }
     tracing::info!(
