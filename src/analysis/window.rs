@@ -163,17 +163,21 @@ impl<T: Hash + Eq + Copy> IndexedDistinct<T> {
         }
     }
 
-    fn is_current(&self, (time, item): &(i64, T)) -> bool {
-        self.latest.get(item) == Some(time)
-    }
-
-    /// Drop the oldest sighting; forget its item if it was the item's latest.
-    fn pop_oldest(&mut self) -> Option<(i64, T)> {
-        let oldest = self.order.pop_front()?;
-        if self.is_current(&oldest) {
-            self.latest.remove(&oldest.1);
+    /// Drop the oldest sighting; forget its item if it was the item's latest (one lookup in
+    /// the common case: the item is taken out, and put back only if seen since). True when
+    /// the item left.
+    fn pop_oldest(&mut self) -> bool {
+        let Some((time, item)) = self.order.pop_front() else {
+            return false;
+        };
+        match self.latest.remove(&item) {
+            Some(latest) if latest != time => {
+                self.latest.insert(item, latest);
+                false
+            }
+            Some(_) => true,
+            None => false,
         }
-        Some(oldest)
     }
 
     fn push(&mut self, now: i64, item: T, window_ns: i64) {
@@ -188,13 +192,8 @@ impl<T: Hash + Eq + Copy> IndexedDistinct<T> {
             *seen = now;
         } else {
             // Full: the least recently seen item leaves (its stale sightings first).
-            while self.latest.len() >= self.cap {
-                let Some(oldest) = self.order.front().copied() else {
-                    break;
-                };
-                let was_current = self.is_current(&oldest);
-                self.pop_oldest();
-                if was_current {
+            while self.latest.len() >= self.cap && !self.order.is_empty() {
+                if self.pop_oldest() {
                     break;
                 }
             }
