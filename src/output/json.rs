@@ -95,6 +95,7 @@ impl<'a> Encoder<'a> {
         Encoder { out, indent }
     }
 
+    #[inline]
     fn newline(&mut self) {
         if let Some(depth) = self.indent {
             match NEWLINE_AND_INDENT.get(..1 + 2 * depth) {
@@ -120,6 +121,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline]
     fn colon(&mut self) {
         self.out.push(b':');
         if self.indent.is_some() {
@@ -161,6 +163,7 @@ struct Brackets {
 }
 
 impl Brackets {
+    #[inline]
     fn element(&mut self, encoder: &mut Encoder<'_>) {
         if !self.first {
             encoder.out.push(b',');
@@ -187,11 +190,13 @@ pub struct Compound<'e, 'a> {
 }
 
 impl Compound<'_, '_> {
+    #[inline]
     fn element(&mut self) {
         self.brackets.element(self.encoder);
     }
 
     /// A struct field's name: plain ASCII in every record of ours, written in one piece.
+    #[inline]
     fn key(&mut self, key: &str) {
         self.element();
         let out = &mut *self.encoder.out;
