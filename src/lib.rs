@@ -14,4 +14,6 @@ pub mod reassembly;
 pub mod schedule;
 pub mod sink;
 pub mod source;
+#[cfg(test)]
+mod testing;
 pub mod time;

@@ -139,6 +139,7 @@ pub fn format_ts(ts_ns: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::XorShift;
     use chrono::{DateTime, SecondsFormat};
 
     fn chrono_form(ns: i64, precision: SecondsFormat) -> String {
@@ -147,14 +148,9 @@ mod tests {
 
     #[test]
     fn every_precision_matches_chrono_across_the_whole_range() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
         let mut samples = vec![0, -1, 1, i64::MIN, i64::MAX, 951_782_400_000_000_000];
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            samples.push(x as i64);
-        }
+        samples.extend((0..20_000).map(|_| rng.next() as i64));
         for ns in samples {
             assert_eq!(
                 Timestamp::nanos(ns).to_string(),

@@ -335,6 +335,7 @@ impl AnomalyDetector {
 mod tests {
     use super::*;
     use crate::decode::{DecodeOptions, decode};
+    use crate::testing::XorShift;
     use std::collections::{HashMap, HashSet};
 
     /// One packet of a trace: a TCP SYN (or a UDP datagram) at a time.
@@ -483,38 +484,23 @@ mod tests {
         out
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     #[test]
     fn bounded_detectors_raise_exactly_the_alerts_of_unbounded_exact_counting() {
-        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut rng = XorShift::new(0x5eed_1234_abcd_0001);
         let mut alerts_seen = 0;
         for _ in 0..300 {
             let syn = SynFloodConfig {
                 enabled: rng.below(8) != 0,
                 window_secs: 0.5 + rng.below(40) as f64 / 10.0,
-                syn_threshold: 1 + rng.below(25) as usize,
-                unique_src_threshold: 1 + rng.below(12) as usize,
+                syn_threshold: 1 + rng.below(25),
+                unique_src_threshold: 1 + rng.below(12),
                 cooldown_secs: rng.below(60) as f64 / 10.0,
             };
             let scan = PortScanConfig {
                 enabled: rng.below(8) != 0,
                 window_secs: 0.5 + rng.below(40) as f64 / 10.0,
-                unique_ports_threshold: 1 + rng.below(15) as usize,
-                unique_hosts_threshold: 1 + rng.below(6) as usize,
+                unique_ports_threshold: 1 + rng.below(15),
+                unique_hosts_threshold: 1 + rng.below(6),
                 cooldown_secs: rng.below(60) as f64 / 10.0,
             };
             let (sources, hosts, ports) = (1 + rng.below(40), 1 + rng.below(5), 1 + rng.below(40));
@@ -592,7 +578,7 @@ mod tests {
     }
 
     fn spoofed_flood(syns: u32, seed: u64) -> Vec<Probe> {
-        let mut rng = Rng(seed);
+        let mut rng = XorShift::new(seed);
         (0..syns)
             .map(|i| {
                 let source = rng.next() as u32 & 0x1f_ffff;
@@ -645,7 +631,7 @@ mod tests {
 
     #[test]
     fn a_port_scan_among_a_hundred_thousand_spoofed_sources_still_alerts() {
-        let mut rng = Rng(7);
+        let mut rng = XorShift::new(7);
         let scanner = [10, 99, 3, 3];
         let probes: Vec<Probe> = (0..101_000u32)
             .map(|i| {

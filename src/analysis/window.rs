@@ -212,6 +212,7 @@ impl<T: Hash + Eq + Copy> IndexedDistinct<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::XorShift;
 
     #[test]
     fn events_leave_the_window_and_the_count_stops_at_the_cap() {
@@ -274,13 +275,8 @@ mod tests {
 
     #[test]
     fn the_list_and_the_map_count_alike() {
-        let mut x: u64 = 0x1234_5678_9abc_def1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x1234_5678_9abc_def1);
+        let mut next = move || rng.next();
         for round in 0..200 {
             let cap = 1 + (next() % 40) as usize;
             let window = 1 + (next() % 50) as i64;

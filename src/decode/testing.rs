@@ -25,33 +25,7 @@ const TRUNCATION: Anomalies = Anomalies(
         | Anomalies::IPV6_EXT_TRUNCATED.0,
 );
 
-/// xorshift64: tiny, deterministic, good enough to shake a parser.
-pub(super) struct XorShift(u64);
-
-impl XorShift {
-    pub(super) fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub(super) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub(super) fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
-}
+pub(super) use crate::testing::XorShift;
 
 /// What must hold for any decode of any input.
 pub(super) fn check_invariants(d: &Decoded<'_>, data: &[u8]) {

@@ -216,6 +216,16 @@ impl Compound<'_, '_> {
     }
 }
 
+/// The serializer's integer methods: each writes its number with itoa.
+macro_rules! integers {
+    ($($method:ident: $ty:ty),*) => {
+        $(fn $method(self, v: $ty) -> Result<(), JsonError> {
+            self.integer(v);
+            Ok(())
+        })*
+    };
+}
+
 impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
     type Ok = ();
     type Error = JsonError;
@@ -232,46 +242,10 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), JsonError> {
-        self.integer(v);
-        Ok(())
-    }
+    integers!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128);
+
     fn serialize_f32(self, v: f32) -> Result<(), JsonError> {
         self.float(v, v.is_finite());
         Ok(())
@@ -645,6 +619,7 @@ impl ser::Serializer for KeyEncoder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::XorShift;
     use serde_json::{Map, Value, json};
     use std::collections::BTreeMap;
 
@@ -665,15 +640,12 @@ mod tests {
         assert_eq!(pretty(v), serde_json::to_string_pretty(v).unwrap());
     }
 
-    /// A small deterministic generator (xorshift) of JSON values of every shape.
-    struct Values(u64);
+    /// JSON values of every shape, from a deterministic generator.
+    struct Values(XorShift);
 
     impl Values {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            self.0.next()
         }
 
         fn value(&mut self, depth: u32) -> Value {
@@ -719,7 +691,7 @@ mod tests {
 
     #[test]
     fn every_shape_of_value_is_written_as_serde_json_writes_it() {
-        let mut values = Values(0x9e37_79b9_7f4a_7c15);
+        let mut values = Values(XorShift::new(0x9e37_79b9_7f4a_7c15));
         for _ in 0..5000 {
             same_as_serde_json(&values.value(0));
         }

@@ -298,6 +298,7 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::XorShift;
 
     /// Collects what a stream delivers; consumes at most `bite` bytes per call when set.
     #[derive(Default)]
@@ -320,30 +321,15 @@ mod tests {
         }
     }
 
-    /// A deterministic generator for the randomised tests.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
-
     /// Cut `data` into segments (start, end) of random sizes, some overlapping their neighbours.
-    fn segments(rng: &mut Rng, len: usize) -> Vec<(usize, usize)> {
+    fn segments(rng: &mut XorShift, len: usize) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         let mut at = 0;
         while at < len {
-            let size = 1 + rng.below(200) as usize;
+            let size = 1 + rng.below(200);
             let end = (at + size).min(len);
             let back = if at > 0 {
-                rng.below(3) as usize * rng.below(20) as usize
+                rng.below(3) * rng.below(20)
             } else {
                 0
             };
@@ -355,9 +341,9 @@ mod tests {
 
     #[test]
     fn any_segmentation_order_duplication_and_wrap_gives_back_the_bytes() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
         for case in 0..300 {
-            let len = 1 + rng.below(5000) as usize;
+            let len = 1 + rng.below(5000);
             let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             // Half the cases start within a few KB of the 2^32 wrap.
             let isn = if case % 2 == 0 {
@@ -367,12 +353,12 @@ mod tests {
             };
             let mut segs = segments(&mut rng, len);
             for _ in 0..rng.below(5) {
-                let dup = segs[rng.below(segs.len() as u64) as usize];
+                let dup = segs[rng.below(segs.len())];
                 segs.push(dup);
             }
             // Shuffle within a window, as reordering on a path does.
             for i in 0..segs.len() {
-                let j = (i + rng.below(6) as usize).min(segs.len() - 1);
+                let j = (i + rng.below(6)).min(segs.len() - 1);
                 segs.swap(i, j);
             }
             let config = StreamConfig {
@@ -410,9 +396,9 @@ mod tests {
 
     #[test]
     fn forced_gaps_report_exactly_the_missing_lengths() {
-        let mut rng = Rng(42);
+        let mut rng = XorShift::new(42);
         for case in 0..200 {
-            let len = 100 + rng.below(4000) as usize;
+            let len = 100 + rng.below(4000);
             let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             let segs = segments(&mut rng, len);
             let isn = rng.next() as u32;
