@@ -97,13 +97,59 @@ struct FloodState {
     last_alert_ns: Option<i64>,
 }
 
-/// Per source: the ports and hosts it reached within the window.
+/// Per source: the ports and hosts it reached within the window. Most sources of a spoofed
+/// flood are seen once: their one sighting is kept in the table's entry, and the windows are
+/// made at the second (a small entry keeps the table in the processor's caches).
 #[derive(Debug)]
 struct ScanState {
-    ports: RecentDistinct<u16>,
-    hosts: RecentDistinct<IpAddr>,
+    /// The source's only sighting so far: (time, port, host).
+    first: Option<(i64, u16, IpAddr)>,
+    windows: Option<Box<ScanWindows>>,
     newest_ns: i64,
     last_alert_ns: Option<i64>,
+}
+
+#[derive(Debug)]
+struct ScanWindows {
+    ports: RecentDistinct<u16>,
+    hosts: RecentDistinct<IpAddr>,
+}
+
+impl ScanState {
+    /// Count a sighting; returns the distinct ports and hosts within the window.
+    fn push(
+        &mut self,
+        ts: i64,
+        port: u16,
+        host: IpAddr,
+        config: &PortScanConfig,
+    ) -> (usize, usize) {
+        let window = ns(config.window_secs);
+        self.newest_ns = ts;
+        if self.windows.is_none() {
+            match self.first {
+                Some((first_ns, ..)) if ts - first_ns <= window => {}
+                _ => {
+                    self.first = Some((ts, port, host));
+                    return (1, 1);
+                }
+            }
+        }
+        let windows = self.windows.get_or_insert_with(|| {
+            let cap = |threshold: usize| threshold.saturating_mul(CAP_PER_THRESHOLD);
+            Box::new(ScanWindows {
+                ports: RecentDistinct::new(cap(config.unique_ports_threshold)),
+                hosts: RecentDistinct::new(cap(config.unique_hosts_threshold)),
+            })
+        });
+        if let Some((first_ns, first_port, first_host)) = self.first.take() {
+            windows.ports.push(first_ns, first_port, window);
+            windows.hosts.push(first_ns, first_host, window);
+        }
+        windows.ports.push(ts, port, window);
+        windows.hosts.push(ts, host, window);
+        (windows.ports.count(), windows.hosts.count())
+    }
 }
 
 impl Clear for FloodState {
@@ -116,8 +162,8 @@ impl Clear for FloodState {
 
 impl Clear for ScanState {
     fn clear(&mut self) {
-        self.ports.clear();
-        self.hosts.clear();
+        self.first = None;
+        self.windows = None;
         self.last_alert_ns = None;
     }
 }
@@ -264,17 +310,13 @@ impl AnomalyDetector {
 
     fn port_scan(&mut self, ts: i64, src: IpAddr, dst: IpAddr, port: u16, alerts: &mut Vec<Alert>) {
         let c = &self.scan;
-        let window = ns(c.window_secs);
         let w = self.scans.entry(src, || ScanState {
-            ports: RecentDistinct::new(c.unique_ports_threshold.saturating_mul(CAP_PER_THRESHOLD)),
-            hosts: RecentDistinct::new(c.unique_hosts_threshold.saturating_mul(CAP_PER_THRESHOLD)),
+            first: None,
+            windows: None,
             newest_ns: ts,
             last_alert_ns: None,
         });
-        w.ports.push(ts, port, window);
-        w.hosts.push(ts, dst, window);
-        w.newest_ns = ts;
-        let (n_ports, n_hosts) = (w.ports.count(), w.hosts.count());
+        let (n_ports, n_hosts) = w.push(ts, port, dst, c);
         if (n_ports >= c.unique_ports_threshold || n_hosts >= c.unique_hosts_threshold)
             && !cooling(w.last_alert_ns, ts, ns(c.cooldown_secs))
         {
@@ -325,7 +367,10 @@ impl AnomalyDetector {
                 .floods
                 .states()
                 .map(|w| w.syns.count() + w.sources.held())
-                .chain(self.scans.states().map(|w| w.ports.held() + w.hosts.held()))
+                .chain(self.scans.states().map(|w| match &w.windows {
+                    Some(windows) => windows.ports.held() + windows.hosts.held(),
+                    None => usize::from(w.first.is_some()),
+                }))
                 .sum(),
         }
     }
