@@ -518,6 +518,37 @@ oversize() {
     tcpdump -n -r "$1" 'greater 1515' 2>/dev/null | wc -l
 }
 
+# finish_capture TMP OUT TLOG WLOG LINE...: stop tcpdump, keep TMP as OUT, and write OUT.info:
+# the LINEs (how it was made), then what tcpdump, tshark and wrk counted; warn when tcpdump
+# dropped packets or offloads left frames over 1514 bytes.
+finish_capture() {
+    local tmp=$1 out=$2 tlog=$3 wlog=$4
+    shift 4
+    tcpdump_stop "$tlog"
+    local captured=$TD_CAPTURED dropped=$TD_DROPPED nsyn big
+    mv "$tmp" "$out"
+    nsyn=$(syns "$out")
+    big=$(oversize "$out")
+    {
+        echo "$1"
+        echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        shift
+        printf '%s\n' "$@"
+        echo "rate_limit=${RATE:-none}"
+        echo "bytes=$(stat -c %s "$out")"
+        echo "tcpdump_captured=$captured"
+        echo "tcpdump_dropped=$dropped"
+        echo "syns=$nsyn"
+        echo "frames_over_1514=$big"
+        echo "wrk_requests=$(wrk_total "$wlog" requests)"
+        echo "wrk_bytes=$(wrk_total "$wlog" bytes)"
+        echo "wrk_errors_connect=$(wrk_total "$wlog" connect) read=$(wrk_total "$wlog" read) write=$(wrk_total "$wlog" write) status=$(wrk_total "$wlog" status) timeout=$(wrk_total "$wlog" timeout)"
+    } >"$out.info"
+    cat "$out.info" >&2
+    [[ $dropped == 0 ]] || log "WARNING: tcpdump dropped $dropped packets: lower REAL_RATE"
+    [[ $big == 0 ]] || log "WARNING: $big frames longer than 1514 bytes (offloads on?)"
+}
+
 capture_mixed() {
     local out=$DATA/real-mixed.pcap tmp=$DATA/real-mixed.pcap.tmp tlog=$TMP/tcpdump-mixed.log
     local wlog=$TMP/wrk-mixed.log round phase size=0 start=$SECONDS phases=0 p pid d
@@ -557,33 +588,13 @@ capture_mixed() {
         done
     done
     set_link clean
-    tcpdump_stop "$tlog"
-    local captured=$TD_CAPTURED dropped=$TD_DROPPED
-    mv "$tmp" "$out"
-    local nsyn big
-    nsyn=$(syns "$out")
-    big=$(oversize "$out")
-    {
-        echo "made_by=bench/make-real-traffic.sh mixed"
-        echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        echo "server=nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), worker_processes 2, gzip on (text), POST /upload read in full"
-        echo "clients=wrk -c16 keep-alive mix, wrk -c8 keep-alive Accept-Encoding: gzip, wrk -c8 POST, wrk -c8 Connection: close, curl sessions"
-        echo "phases=$phases: clean ${secs[clean]:-0}s, lossy ${secs[lossy]:-0}s ($LOSS_PPM ppm XDP loss on both ends), limited ${secs[limited]:-0}s (tbf $LIMIT_RATE server egress)"
-        echo "rate_limit=${RATE:-none}"
-        echo "bytes=$(stat -c %s "$out")"
-        echo "tcpdump_captured=$captured"
-        echo "tcpdump_dropped=$dropped"
-        echo "syns=$nsyn"
-        echo "frames_over_1514=$big"
-        echo "wrk_requests=$(wrk_total "$wlog" requests)"
-        echo "wrk_bytes=$(wrk_total "$wlog" bytes)"
-        echo "wrk_errors_connect=$(wrk_total "$wlog" connect) read=$(wrk_total "$wlog" read) write=$(wrk_total "$wlog" write) status=$(wrk_total "$wlog" status) timeout=$(wrk_total "$wlog" timeout)"
-        echo "curl_sessions=$(sed -n 's/^curl_sessions=//p' "$TMP/curl.log" | awk '{ n += $1 } END { print n + 0 }') (7 requests each)"
-        echo "curl_failures=$(grep -c '^curl status' "$TMP/curl.log" || true)"
-    } >"$out.info"
-    cat "$out.info" >&2
-    [[ $dropped == 0 ]] || log "WARNING: tcpdump dropped $dropped packets: lower REAL_RATE"
-    [[ $big == 0 ]] || log "WARNING: $big frames longer than 1514 bytes (offloads on?)"
+    finish_capture "$tmp" "$out" "$tlog" "$wlog" \
+        "made_by=bench/make-real-traffic.sh mixed" \
+        "server=nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), worker_processes 2, gzip on (text), POST /upload read in full" \
+        "clients=wrk -c16 keep-alive mix, wrk -c8 keep-alive Accept-Encoding: gzip, wrk -c8 POST, wrk -c8 Connection: close, curl sessions" \
+        "phases=$phases: clean ${secs[clean]:-0}s, lossy ${secs[lossy]:-0}s ($LOSS_PPM ppm XDP loss on both ends), limited ${secs[limited]:-0}s (tbf $LIMIT_RATE server egress)" \
+        "curl_sessions=$(sed -n 's/^curl_sessions=//p' "$TMP/curl.log" | awk '{ n += $1 } END { print n + 0 }') (7 requests each)" \
+        "curl_failures=$(grep -c '^curl status' "$TMP/curl.log" || true)"
 }
 
 capture_short() {
@@ -611,30 +622,10 @@ capture_short() {
     done
     stop_bg "$wrk_pid"
     cat "$wlog" >&2
-    tcpdump_stop "$tlog"
-    local captured=$TD_CAPTURED dropped=$TD_DROPPED
-    mv "$tmp" "$out"
-    local nsyn big
-    nsyn=$(syns "$out")
-    big=$(oversize "$out")
-    {
-        echo "made_by=bench/make-real-traffic.sh short"
-        echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        echo "server=nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), worker_processes 2"
-        echo "clients=wrk -t$threads -c32, Connection: close, GET ${SHORT_MIX[*]}, $((SECONDS - start)) s"
-        echo "rate_limit=${RATE:-none}"
-        echo "bytes=$(stat -c %s "$out")"
-        echo "tcpdump_captured=$captured"
-        echo "tcpdump_dropped=$dropped"
-        echo "syns=$nsyn"
-        echo "frames_over_1514=$big"
-        echo "wrk_requests=$(wrk_total "$wlog" requests)"
-        echo "wrk_bytes=$(wrk_total "$wlog" bytes)"
-        echo "wrk_errors_connect=$(wrk_total "$wlog" connect) read=$(wrk_total "$wlog" read) write=$(wrk_total "$wlog" write) status=$(wrk_total "$wlog" status) timeout=$(wrk_total "$wlog" timeout)"
-    } >"$out.info"
-    cat "$out.info" >&2
-    [[ $dropped == 0 ]] || log "WARNING: tcpdump dropped $dropped packets: lower REAL_RATE"
-    [[ $big == 0 ]] || log "WARNING: $big frames longer than 1514 bytes (offloads on?)"
+    finish_capture "$tmp" "$out" "$tlog" "$wlog" \
+        "made_by=bench/make-real-traffic.sh short" \
+        "server=nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), worker_processes 2" \
+        "clients=wrk -t$threads -c32, Connection: close, GET ${SHORT_MIX[*]}, $((SECONDS - start)) s"
 }
 
 for w in "${WANT[@]}"; do
