@@ -582,6 +582,12 @@ mod tests {
         assert!(alerts_seen > 300, "the traces raise alerts ({alerts_seen})");
     }
 
+    /// The `n`th address of 10.96.0.0/11, where the floods come from.
+    fn flood_source(n: u32) -> [u8; 4] {
+        let [_, b, c, d] = (n & 0x1f_ffff).to_be_bytes();
+        [10, 96 | b, c, d]
+    }
+
     /// SYNs to one service, one every microsecond, each source sending `run` in a row.
     fn sequential_flood(syns: u32, run: u32) -> Vec<Probe> {
         (0..syns)
@@ -589,12 +595,7 @@ mod tests {
                 let source = i / run;
                 Probe {
                     ts: i64::from(i) * 1_000,
-                    src: [
-                        10,
-                        96 | (source >> 16) as u8 & 0x1f,
-                        (source >> 8) as u8,
-                        source as u8,
-                    ],
+                    src: flood_source(source),
                     dst: [10, 99, 255, 1],
                     dport: 80,
                     tcp: true,
@@ -629,12 +630,7 @@ mod tests {
                 let source = rng.next() as u32 & 0x1f_ffff;
                 Probe {
                     ts: i64::from(i) * 5_000,
-                    src: [
-                        10,
-                        96 | (source >> 16) as u8,
-                        (source >> 8) as u8,
-                        source as u8,
-                    ],
+                    src: flood_source(source),
                     dst: [10, 99, 255, 1],
                     dport: 80,
                     tcp: true,
@@ -687,12 +683,7 @@ mod tests {
                     src: if scanning {
                         scanner
                     } else {
-                        [
-                            10,
-                            96 | (source >> 16) as u8,
-                            (source >> 8) as u8,
-                            source as u8,
-                        ]
+                        flood_source(source)
                     },
                     dst: [10, 99, 255, 1],
                     dport: if scanning { 1 + (i / 101) as u16 } else { 443 },
