@@ -7,11 +7,13 @@ pub mod catalog;
 pub mod cmd;
 pub mod decode;
 pub mod flow;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;
 pub mod schedule;
+pub mod server;
 pub mod sink;
 pub mod source;
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub trait FlowConsumer {
     fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = Self::ConnectionState>> {
         None
     }
+    /// Publish the consumer's own totals (called after every packet when metrics are served).
+    fn publish(&self, _metrics: &crate::metrics::Metrics) {}
 }
 
 fn info<S>(flow: &TrackedFlow<S>) -> ConnectionInfo {
@@ -88,7 +90,12 @@ pub struct PipelineStats {
     /// Packets with no IP layer (ARP, LLDP, unknown link types).
     pub without_flow: u64,
     pub flows: u64,
+    /// Flows pushed out at the table's capacity.
     pub evictions: u64,
+    /// Flows ended by the idle timeout.
+    pub idle_expired: u64,
+    /// Connections made to deliver their held bytes early (with gaps) at the reassembly cap.
+    pub reassembly_sheds: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -102,6 +109,8 @@ pub struct PipelineConfig {
     /// Bytes all connections together may hold waiting for holes to fill (0: no global cap);
     /// the connection that crosses it delivers its early data with gaps.
     pub reassembly_total_cap: usize,
+    /// Publish the totals here after every packet.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// How often (in packet time) idle flows are looked for.
@@ -135,6 +144,7 @@ pub fn run<S: Source + ?Sized, C: FlowConsumer + ?Sized>(
         stats.packets += 1;
         if packet.ts_ns >= next_expiry {
             table.expire(packet.ts_ns, |f, why| {
+                stats.idle_expired += u64::from(why == EndReason::Idle);
                 end_flow(consumer, &mut buffered, f, why)
             });
             next_expiry = packet.ts_ns.saturating_add(EXPIRY_STEP_NS);
@@ -143,6 +153,7 @@ pub fn run<S: Source + ?Sized, C: FlowConsumer + ?Sized>(
         let Some((key, side)) = FlowKey::of(&decoded) else {
             stats.without_flow += 1;
             consumer.packet(&packet, &decoded, None);
+            publish(config, &mut stats, &table, consumer);
             continue;
         };
         if let Transport::Tcp(tcp) = &decoded.transport
@@ -183,14 +194,30 @@ pub fn run<S: Source + ?Sized, C: FlowConsumer + ?Sized>(
             let total = (buffered + connection.buffered()).saturating_sub(before);
             if config.reassembly_total_cap > 0 && total > config.reassembly_total_cap {
                 connection.shed(&info, handler);
+                stats.reassembly_sheds += 1;
             }
             buffered = (buffered + connection.buffered()).saturating_sub(before);
         }
         consumer.packet(&packet, &decoded, Some((flow, side)));
+        publish(config, &mut stats, &table, consumer);
     }
     stats.evictions = table.evictions();
     table.drain(|f, why| end_flow(consumer, &mut buffered, f, why));
     (stats, error)
+}
+
+/// Hand the totals so far to the metrics, when they are served.
+fn publish<C: FlowConsumer + ?Sized>(
+    config: &PipelineConfig,
+    stats: &mut PipelineStats,
+    table: &FlowTable<FlowState<C::ConnectionState>>,
+    consumer: &C,
+) {
+    if let Some(metrics) = &config.metrics {
+        stats.evictions = table.evictions();
+        metrics.publish_pipeline(stats, table.len());
+        consumer.publish(metrics);
+    }
 }
 
 /// A SYN (without ACK) on a flow whose connection is closing or over begins a new connection

@@ -258,6 +258,127 @@ fn live_sidecar_traces_curl_and_drains_on_sigterm() {
     drop(server);
 }
 
+/// One GET of `path` on the metrics server, from inside `ns`: (status, body).
+fn scrape(ns: &str, address: &str, path: &str) -> (String, String) {
+    let out = Namespaces::exec(ns, "timeout")
+        .args(["5", "curl", "-sS", "--noproxy", "*", "-w", "\n%{http_code}"])
+        .arg(format!("http://{address}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.to_owned(), body.to_owned())
+}
+
+/// The value of one series in an exposition text.
+fn series(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn live_metrics_count_the_traced_messages() {
+    if let Some(why) = missing_for_live(LIVE_TOOLS) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let net = Namespaces::new("metrics", "mt", 73);
+    let mut server = Namespaces::exec(&net.server, "timeout");
+    server
+        .args(["60", "python3", "-c", SERVER, &net.server_ip, "8080"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut server = Reaped(server.spawn().unwrap());
+    let mut ready = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "listening", "the python server did not start");
+
+    // The address from the environment, as a sidecar is configured; port 0: the log says which.
+    let bin = env!("CARGO_BIN_EXE_gophercap");
+    let mut trace = Namespaces::exec(&net.server, bin);
+    trace
+        .args(["-v", "--log-format", "json", "http-trace", "--port", "8080"])
+        .args(["-i", &net.server_veth, "--stdout"])
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env_remove("OUTPUT_URL")
+        .env_remove("GOPHERCAP_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut trace = Reaped(trace.spawn().unwrap());
+    let stderr = Lines::follow(trace.0.stderr.take().unwrap());
+    let serving = stderr
+        .wait_for(Duration::from_secs(10), |l| l.contains("serving /metrics"))
+        .unwrap_or_else(|| panic!("no metrics line:\n{}", stderr.text()));
+    let serving: Value = serde_json::from_str(&serving).unwrap();
+    let address = serving["address"].as_str().unwrap().to_owned();
+    stderr
+        .wait_for(Duration::from_secs(10), |l| {
+            l.contains("http-trace capturing")
+        })
+        .unwrap_or_else(|| panic!("no start line:\n{}", stderr.text()));
+    assert_eq!(scrape(&net.server, &address, "/healthz").0, "200");
+    assert_eq!(scrape(&net.server, &address, "/readyz").0, "200");
+
+    const REQUESTS: usize = 5;
+    let base = format!("http://{}:8080", net.server_ip);
+    let curl = Namespaces::exec(&net.client, "timeout")
+        .args(["15", "curl", "-sS", "--noproxy", "*"])
+        .args(std::iter::repeat_n(["-o", "/dev/null"], REQUESTS).flatten())
+        .args((0..REQUESTS).map(|i| format!("{base}/hello?{i}")))
+        .output()
+        .unwrap();
+    assert!(curl.status.success(), "curl: {curl:?}");
+
+    // Published after every packet: the counters reach the totals without waiting for more.
+    let want = |t: &str| {
+        series(t, "gophercap_http_messages_total{direction=\"request\"}") == Some(5)
+            && series(t, "gophercap_http_messages_total{direction=\"response\"}") == Some(5)
+            && series(t, "gophercap_capture_received_packets_total").unwrap_or(0)
+                >= series(t, "gophercap_packets_decoded_total").unwrap_or(u64::MAX)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        let (status, body) = scrape(&net.server, &address, "/metrics");
+        assert_eq!(status, "200", "{body}");
+        text = body;
+        if want(&text) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(want(&text), "{text}\nstderr:\n{}", stderr.text());
+    assert!(
+        series(&text, "gophercap_packets_decoded_total").unwrap() >= 10,
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "gophercap_connections_active"),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "gophercap_capture_dropped_packets_total"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "gophercap_reassembly_gaps_total"),
+        Some(0),
+        "{text}"
+    );
+
+    signal(&trace.0, "TERM");
+    let status = wait_bounded(&mut trace.0, Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", stderr.text());
+    drop(server);
+}
+
 #[test]
 fn no_traffic_warning_is_logged_once() {
     if let Some(why) = missing_for_live(LIVE_TOOLS) {

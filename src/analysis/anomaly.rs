@@ -355,6 +355,11 @@ impl AnomalyDetector {
             .sweep(|w| now - w.newest_ns > window && !cooling(w.last_alert_ns, now, cooldown));
     }
 
+    /// Keys evicted while still active, so far (cheap: for a per-packet publish).
+    pub fn evicted_keys(&self) -> u64 {
+        self.floods.evicted() + self.scans.evicted()
+    }
+
     /// What is held now and what was let go.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
@@ -362,7 +367,7 @@ impl AnomalyDetector {
             flood_key_cap: self.floods.cap(),
             scan_keys: self.scans.len(),
             scan_key_cap: self.scans.cap(),
-            evicted_keys: self.floods.evicted() + self.scans.evicted(),
+            evicted_keys: self.evicted_keys(),
             held_events: self
                 .floods
                 .states()

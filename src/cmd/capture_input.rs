@@ -5,6 +5,8 @@
 
 use super::UsageError;
 use super::filter::filtered_source;
+use crate::metrics::Metrics;
+use crate::server::{Server, parse_listen_address};
 use crate::source::adapt::StopOnFlag;
 use crate::source::input::{InputError, expand, open_sources, open_stdin_until};
 use crate::source::{InputKind, MergedSource, OpenedInput, Selection, Source};
@@ -37,6 +39,38 @@ pub struct LiveArgs {
     /// Live capture: let libpcap batch packets (the default).
     #[arg(long, overrides_with = "immediate_mode")]
     pub no_immediate_mode: bool,
+}
+
+/// Prometheus metrics of a long run.
+#[derive(Clone, Debug, Default, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics on /metrics, with /healthz and /readyz (ready once the
+    /// capture is open), at this address: HOST:PORT, [IPv6]:PORT or :PORT. Off unless given.
+    #[arg(long, value_name = "ADDR", env = "METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+/// The run's metrics and the server that exposes them (dropping it stops the server).
+pub struct ServedMetrics {
+    pub metrics: Arc<Metrics>,
+    _server: Server,
+}
+
+/// Start the metrics server when `--metrics-addr` was given. A malformed address is a usage
+/// error; one that cannot be bound fails the run before any capture starts.
+pub fn serve_metrics(args: &MetricsArgs) -> anyhow::Result<Option<ServedMetrics>> {
+    let Some(text) = &args.metrics_addr else {
+        return Ok(None);
+    };
+    let address =
+        parse_listen_address(text).map_err(|e| UsageError(format!("--metrics-addr: {e}")))?;
+    let metrics = Arc::new(Metrics::new());
+    let server = metrics.serve(address)?;
+    tracing::info!(address = %server.address(), "serving /metrics, /healthz and /readyz");
+    Ok(Some(ServedMetrics {
+        metrics,
+        _server: server,
+    }))
 }
 
 /// A flag that SIGINT and SIGTERM set.
@@ -88,6 +122,7 @@ pub fn open_live(
     interface: &str,
     filter: Option<&str>,
     stop: Arc<AtomicBool>,
+    metrics: Option<&Arc<Metrics>>,
 ) -> anyhow::Result<crate::source::live::LiveSource> {
     use crate::source::live::{LiveOptions, LiveSource};
     let options = LiveOptions {
@@ -102,6 +137,9 @@ pub fn open_live(
     source.stop_on(stop);
     if let Some(expression) = filter {
         source.set_filter(expression).map_err(UsageError)?;
+    }
+    if let Some(metrics) = metrics {
+        source.publish_to(Arc::clone(metrics));
     }
     Ok(source)
 }

@@ -4,7 +4,7 @@
 
 #[cfg(feature = "live")]
 use super::capture_input::open_live;
-use super::capture_input::{LiveArgs, open_offline, stop_on_signals};
+use super::capture_input::{LiveArgs, MetricsArgs, open_offline, serve_metrics, stop_on_signals};
 use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::analysis::{Alert, AnomalyDetector, PortScanConfig, SynFloodConfig};
@@ -98,6 +98,8 @@ pub struct FlowsArgs {
     pub anomaly_memory_mb: usize,
     #[command(flatten)]
     pub live: LiveArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Also write each alert as a JSON line here (implies --anomalies).
     #[arg(long, value_name = "PATH")]
     pub alerts_jsonl: Option<PathBuf>,
@@ -562,6 +564,12 @@ impl FlowConsumer for FlowsOutput {
             self.write_error = Some(e);
         }
     }
+
+    fn publish(&self, metrics: &crate::metrics::Metrics) {
+        if let Some(detector) = &self.detector {
+            metrics.publish_detector_evictions(detector.evicted_keys());
+        }
+    }
 }
 
 pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
@@ -572,10 +580,15 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         return Err(UsageError("--flow-timeout-s must be 0 or more".into()).into());
     }
     let stop = stop_on_signals()?;
+    let served = serve_metrics(&args.metrics)?;
+    let metrics = served.as_ref().map(|s| &s.metrics);
     let source: Box<dyn Source> = match &args.interface {
-        Some(interface) => live_source(args, interface, stop)?,
+        Some(interface) => live_source(args, interface, stop, metrics)?,
         None => open_offline(&args.inputs, args.filter.as_deref(), stop, "flows")?,
     };
+    if let Some(metrics) = metrics {
+        metrics.set_ready();
+    }
     let mut source = source;
     // An export on stdout keeps stdout to itself unless per-packet lines are asked for.
     let exports_to_stdout = [
@@ -659,6 +672,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         decode: Default::default(),
         reassembly: None,
         reassembly_total_cap: 0,
+        metrics: metrics.cloned(),
     };
     let (stats, error) = run(source.as_mut(), &config, &mut output);
     if let Some(e) = output.write_error.take() {
@@ -746,8 +760,9 @@ fn live_source(
     args: &FlowsArgs,
     interface: &str,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
 ) -> anyhow::Result<Box<dyn Source>> {
-    let source = open_live(&args.live, interface, args.filter.as_deref(), stop)?;
+    let source = open_live(&args.live, interface, args.filter.as_deref(), stop, metrics)?;
     Ok(Box::new(source))
 }
 
@@ -756,6 +771,7 @@ fn live_source(
     _args: &FlowsArgs,
     _interface: &str,
     _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
 ) -> anyhow::Result<Box<dyn Source>> {
     Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
 }

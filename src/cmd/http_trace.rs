@@ -4,11 +4,12 @@
 //! endpoint. Offline first; live (`-i`) it is the Kubernetes sidecar, configured by flags or by
 //! the environment variables the TCP Sniffer used.
 
-use super::capture_input::{LiveArgs, open_offline, stop_on_signals};
+use super::capture_input::{LiveArgs, MetricsArgs, open_offline, serve_metrics, stop_on_signals};
 use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::decode::Decoded;
 use crate::flow::{EndReason, Endpoint, Side, TableConfig};
+use crate::metrics::{HttpCounts, Metrics, StreamCounts};
 use crate::output::json::{JsonError, TextOrBase64, write_compact};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run as run_pipeline};
 use crate::proto::http::{
@@ -137,6 +138,8 @@ pub struct HttpTraceArgs {
     pub grace_period_s: u64,
     #[command(flatten)]
     pub live: LiveArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Serialize)]
@@ -308,6 +311,8 @@ struct Outputs {
     problems: HashMap<&'static str, u64>,
     logged_problems: HashMap<u64, Vec<ProblemKind>>,
     write_error: Option<std::io::Error>,
+    /// Messages not written because an output had failed.
+    unwritten: u64,
     line: Vec<u8>,
 }
 
@@ -596,10 +601,12 @@ impl HttpSink for Outputs {
             return;
         }
         if self.write_error.is_some() {
+            self.unwritten += 1;
             return;
         }
         if let Err(e) = self.write(&event) {
             self.write_error = Some(e);
+            self.unwritten += 1;
         }
     }
 }
@@ -654,6 +661,24 @@ impl FlowConsumer for Trace {
 
     fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = HttpConnection>> {
         Some(&mut self.tracker)
+    }
+
+    fn publish(&self, metrics: &Metrics) {
+        let stats = self.tracker.stats();
+        let outputs = self.tracker.sink();
+        metrics.publish_http(HttpCounts {
+            requests: stats.requests,
+            responses: stats.responses,
+            websocket_messages: stats.websocket_messages,
+            unwritten: outputs.unwritten,
+        });
+        metrics.publish_streams(StreamCounts {
+            gaps: stats.gaps,
+            gap_bytes: stats.gap_bytes,
+        });
+        if let Some(post) = &outputs.post {
+            metrics.publish_post(&post.stats());
+        }
     }
 }
 
@@ -712,8 +737,9 @@ fn live_source(
     interface: &str,
     filter: Option<&str>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    metrics: Option<&std::sync::Arc<Metrics>>,
 ) -> anyhow::Result<Box<dyn Source>> {
-    let mut source = super::capture_input::open_live(&args.live, interface, filter, stop)?;
+    let mut source = super::capture_input::open_live(&args.live, interface, filter, stop, metrics)?;
     let every = Duration::from_secs(args.capture_stats_interval_s.max(1));
     let quiet =
         (args.no_traffic_warning_s > 0).then(|| Duration::from_secs(args.no_traffic_warning_s));
@@ -727,6 +753,7 @@ fn live_source(
     _interface: &str,
     _filter: Option<&str>,
     _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _metrics: Option<&std::sync::Arc<Metrics>>,
 ) -> anyhow::Result<Box<dyn Source>> {
     Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
 }
@@ -835,6 +862,7 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
         problems: HashMap::new(),
         logged_problems: HashMap::new(),
         write_error: None,
+        unwritten: 0,
         line: Vec::new(),
     };
     let tracker = HttpTracker::new(http, outputs).map_err(|e| UsageError(e.to_string()))?;
@@ -843,10 +871,15 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
         evicted: 0,
     };
     let stop = stop_on_signals()?;
+    let served = serve_metrics(&args.metrics)?;
+    let metrics = served.as_ref().map(|s| &s.metrics);
     let mut source: Box<dyn Source> = match &args.interface {
-        Some(interface) => live_source(args, interface, filter.as_deref(), stop)?,
+        Some(interface) => live_source(args, interface, filter.as_deref(), stop, metrics)?,
         None => open_offline(&args.inputs, filter.as_deref(), stop, "http-trace")?,
     };
+    if let Some(metrics) = metrics {
+        metrics.set_ready();
+    }
     // Only once the capture is open (and filtered): a "capturing" line means packets are seen.
     log_start(args);
     let config = PipelineConfig {
@@ -859,6 +892,7 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
         decode: Default::default(),
         reassembly: Some(StreamConfig::default()),
         reassembly_total_cap: args.max_reassembly_mb.saturating_mul(1 << 20),
+        metrics: metrics.cloned(),
     };
     let (stats, error) = run_pipeline(source.as_mut(), &config, &mut trace);
     let http_stats = trace.tracker.stats();
@@ -1005,6 +1039,7 @@ mod tests {
             problems: HashMap::new(),
             logged_problems: HashMap::new(),
             write_error: None,
+            unwritten: 0,
             line: Vec::new(),
         }
     }

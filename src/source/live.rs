@@ -88,6 +88,7 @@ pub struct LiveSource {
     /// Set by a signal handler: the capture ends at the next packet or read timeout.
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     health: Option<Health>,
+    published: Option<Published>,
     /// How long one wait for packets lasts before the stop flag and health are looked at.
     wait_ms: i32,
 }
@@ -101,6 +102,17 @@ struct Health {
     last_packet: std::time::Instant,
     warned_quiet: bool,
 }
+
+/// libpcap's counters as last published: its 32-bit counts widened across their wrap.
+struct Published {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    next: std::time::Instant,
+    raw: (u32, u32, u32),
+    totals: crate::metrics::CaptureCounts,
+}
+
+/// How often libpcap's counters are read for the metrics (a system call each time).
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl LiveSource {
     pub fn open(options: &LiveOptions) -> Result<Self, SourceError> {
@@ -140,6 +152,7 @@ impl LiveSource {
             has_packet: false,
             stop: None,
             health: None,
+            published: None,
             wait_ms: options.timeout_ms.clamp(1, 1000),
         })
     }
@@ -173,7 +186,41 @@ impl LiveSource {
         });
     }
 
+    /// Publish libpcap's counters to `metrics` from now on, every half second (also while no
+    /// packet comes).
+    pub fn publish_to(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.published = Some(Published {
+            metrics,
+            next: std::time::Instant::now(),
+            raw: (0, 0, 0),
+            totals: Default::default(),
+        });
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        let Some(published) = &mut self.published else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if now < published.next {
+            return;
+        }
+        published.next = now + PUBLISH_EVERY;
+        let Ok(s) = self.capture.stats() else {
+            return;
+        };
+        let (received, dropped, if_dropped) = published.raw;
+        let totals = &mut published.totals;
+        totals.received += u64::from(s.received.wrapping_sub(received));
+        totals.dropped += u64::from(s.dropped.wrapping_sub(dropped));
+        totals.interface_dropped += u64::from(s.if_dropped.wrapping_sub(if_dropped));
+        published.raw = (s.received, s.dropped, s.if_dropped);
+        published.metrics.publish_capture(*totals);
+    }
+
     fn check_health(&mut self, got_packet: bool) {
+        self.publish();
         let Some(health) = &mut self.health else {
             return;
         };

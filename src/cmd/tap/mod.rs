@@ -8,9 +8,10 @@ pub mod config;
 mod events;
 mod session;
 
-use super::capture_input::{open_offline, stop_on_signals};
+use super::capture_input::{MetricsArgs, open_offline, serve_metrics, stop_on_signals};
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::flow::TableConfig;
+use crate::metrics::{DroppedBytes, Metrics};
 use crate::pipeline::{PipelineConfig, run as run_pipeline};
 use crate::reassembly::StreamConfig;
 use crate::sink::control::{
@@ -58,6 +59,8 @@ pub struct TapArgs {
     /// logging.console.verbosity.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// How long an unpaced offline run waits for a connected consumer that makes no progress
@@ -208,6 +211,7 @@ struct Monitor {
     reported_bytes: HashMap<(u64, usize), u64>,
     /// Drop counters per session at the last drops event.
     reported_drops: HashMap<u64, Value>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 const DROP_KEYS: [&str; 4] = [
@@ -222,6 +226,7 @@ impl Monitor {
         registry: Arc<Registry>,
         events: Events,
         stats_every: Option<Duration>,
+        metrics: Option<Arc<Metrics>>,
     ) -> anyhow::Result<(Sender<()>, JoinHandle<()>)> {
         let (stop, stopped) = channel::<()>();
         let mut monitor = Monitor {
@@ -229,6 +234,7 @@ impl Monitor {
             events,
             reported_bytes: HashMap::new(),
             reported_drops: HashMap::new(),
+            metrics,
         };
         let thread = std::thread::Builder::new()
             .name("tap-monitor".into())
@@ -249,6 +255,16 @@ impl Monitor {
     }
 
     fn tick(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            let o = self.registry.outputs();
+            metrics.publish_dropped_bytes(DroppedBytes {
+                startup_buffer_full: o.startup_buffer_full,
+                output_buffer_full: o.output_buffer_full,
+                not_connected: o.not_connected,
+                write_error: o.write_error,
+                abandoned: o.abandoned,
+            });
+        }
         let sessions = self.registry.open_sessions();
         let open: HashSet<u64> = sessions.iter().map(|s| s.id).collect();
         self.reported_bytes.retain(|(id, _), _| open.contains(id));
@@ -331,6 +347,7 @@ fn open_live(
     interface: &str,
     config: &TapConfig,
     stop: Arc<AtomicBool>,
+    metrics: Option<&Arc<Metrics>>,
 ) -> anyhow::Result<Box<dyn Source>> {
     use crate::source::live::{LiveOptions, LiveSource};
     let options = LiveOptions {
@@ -357,11 +374,19 @@ fn open_live(
         .stats_interval
         .unwrap_or(Duration::from_secs(60));
     source.watch_health(every, None);
+    if let Some(metrics) = metrics {
+        source.publish_to(Arc::clone(metrics));
+    }
     Ok(Box::new(source))
 }
 
 #[cfg(not(feature = "live"))]
-fn open_live(_: &str, _: &TapConfig, _: Arc<AtomicBool>) -> anyhow::Result<Box<dyn Source>> {
+fn open_live(
+    _: &str,
+    _: &TapConfig,
+    _: Arc<AtomicBool>,
+    _: Option<&Arc<Metrics>>,
+) -> anyhow::Result<Box<dyn Source>> {
     Err(UsageError("live capture needs libpcap: built without the `live` feature".into()).into())
 }
 
@@ -564,6 +589,8 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     }
 
     let stop = stop_on_signals()?;
+    let served = serve_metrics(&args.metrics)?;
+    let metrics = served.as_ref().map(|s| &s.metrics);
     let mut source: Box<dyn Source> = if offline {
         let source = open_offline(
             &args.read,
@@ -584,8 +611,11 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             .ok_or_else(|| {
                 UsageError("io.input.capture.iface: required for live capture".into())
             })?;
-        open_live(interface, &config, Arc::clone(&stop))?
+        open_live(interface, &config, Arc::clone(&stop), metrics)?
     };
+    if let Some(metrics) = metrics {
+        metrics.set_ready();
+    }
     tracing::info!(
         input = if offline { "file" } else { "live" },
         filter = config.capture.bpf_filter.as_deref().unwrap_or(""),
@@ -603,6 +633,7 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Arc::clone(&registry),
         events.clone(),
         config.runtime.stats_interval,
+        metrics.cloned(),
     )?;
 
     let rule = DirectionRule {
@@ -620,6 +651,7 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         decode: Default::default(),
         reassembly: Some(StreamConfig::default()),
         reassembly_total_cap: REASSEMBLY_TOTAL_CAP,
+        metrics: metrics.cloned(),
     };
     let (stats, error) = run_pipeline(source.as_mut(), &pipeline, &mut tap);
     drop(source);

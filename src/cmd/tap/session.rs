@@ -836,6 +836,14 @@ impl FlowConsumer for Tap {
     fn stream_handler(&mut self) -> Option<&mut dyn StreamHandler<State = Tapped>> {
         Some(self)
     }
+
+    fn publish(&self, metrics: &crate::metrics::Metrics) {
+        let totals = &self.registry.totals;
+        metrics.publish_streams(crate::metrics::StreamCounts {
+            gaps: totals.gaps.load(Ordering::Relaxed),
+            gap_bytes: totals.gap_bytes.load(Ordering::Relaxed),
+        });
+    }
 }
 
 /// Set once running out of file descriptors has been reported.

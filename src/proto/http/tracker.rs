@@ -39,7 +39,9 @@ pub struct HttpStats {
     /// Messages (HTTP or WebSocket) emitted incomplete.
     pub incomplete_messages: u64,
     pub problems: u64,
+    /// Holes the streams reported, and the bytes missing in them.
     pub gaps: u64,
+    pub gap_bytes: u64,
 }
 
 /// What a connection's bytes are, once its head-reading is over.
@@ -785,6 +787,7 @@ impl<S: HttpSink> StreamHandler for HttpTracker<S> {
         length: u64,
     ) {
         self.stats.gaps += 1;
+        self.stats.gap_bytes += length;
         let (state, mut cx) = self.connection(held, connection);
         state.gap(&mut cx, from, length);
     }
