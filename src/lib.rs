@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod server;
 pub mod sink;
 pub mod source;
+pub mod sys;
 #[cfg(test)]
 mod testing;
 pub mod time;

@@ -277,8 +277,17 @@ fn series(text: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The effective uid of a running process.
+fn effective_uid(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
+    uids.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+/// As a sidecar started as root with `--user`: the counters reach the number of requests
+/// while it runs, and everything after the capture opened runs as nobody.
 #[test]
-fn live_metrics_count_the_traced_messages() {
+fn live_metrics_count_the_traced_messages_as_nobody() {
     if let Some(why) = missing_for_live(LIVE_TOOLS) {
         eprintln!("skipping: {why}");
         return;
@@ -302,7 +311,7 @@ fn live_metrics_count_the_traced_messages() {
     let mut trace = Namespaces::exec(&net.server, bin);
     trace
         .args(["-v", "--log-format", "json", "http-trace", "--port", "8080"])
-        .args(["-i", &net.server_veth, "--stdout"])
+        .args(["-i", &net.server_veth, "--stdout", "--user", "nobody"])
         .env("METRICS_ADDR", "127.0.0.1:0")
         .env_remove("OUTPUT_URL")
         .env_remove("GOPHERCAP_LOG")
@@ -318,11 +327,17 @@ fn live_metrics_count_the_traced_messages() {
     let address = serving["address"].as_str().unwrap().to_owned();
     stderr
         .wait_for(Duration::from_secs(10), |l| {
+            l.contains("running as an unprivileged user")
+        })
+        .unwrap_or_else(|| panic!("no user switch:\n{}", stderr.text()));
+    stderr
+        .wait_for(Duration::from_secs(10), |l| {
             l.contains("http-trace capturing")
         })
         .unwrap_or_else(|| panic!("no start line:\n{}", stderr.text()));
     assert_eq!(scrape(&net.server, &address, "/healthz").0, "200");
     assert_eq!(scrape(&net.server, &address, "/readyz").0, "200");
+    assert_eq!(effective_uid(trace.0.id()), "65534");
 
     const REQUESTS: usize = 5;
     let base = format!("http://{}:8080", net.server_ip);

@@ -39,6 +39,10 @@ pub struct LiveArgs {
     /// Live capture: let libpcap batch packets (the default).
     #[arg(long, overrides_with = "immediate_mode")]
     pub no_immediate_mode: bool,
+    /// Live capture: once the interface is open, run as this user (NAME, UID or UID:GID;
+    /// started as root), as tcpdump -Z does. Output files opened after it belong to that user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// Prometheus metrics of a long run.
@@ -71,6 +75,15 @@ pub fn serve_metrics(args: &MetricsArgs) -> anyhow::Result<Option<ServedMetrics>
         metrics,
         _server: server,
     }))
+}
+
+/// Run as `user` from now on; an unknown user is a usage error.
+pub fn drop_to_user(user: &str) -> anyhow::Result<()> {
+    use crate::sys::privileges::{PrivilegeError, drop_to_user};
+    drop_to_user(user).map_err(|e| match e {
+        PrivilegeError::UnknownUser(_) => UsageError(e.to_string()).into(),
+        e => e.into(),
+    })
 }
 
 /// A flag that SIGINT and SIGTERM set.
@@ -140,6 +153,9 @@ pub fn open_live(
     }
     if let Some(metrics) = metrics {
         source.publish_to(Arc::clone(metrics));
+    }
+    if let Some(user) = &live.user {
+        drop_to_user(user)?;
     }
     Ok(source)
 }

@@ -8,7 +8,9 @@ pub mod config;
 mod events;
 mod session;
 
-use super::capture_input::{MetricsArgs, open_offline, serve_metrics, stop_on_signals};
+use super::capture_input::{
+    MetricsArgs, drop_to_user, open_offline, serve_metrics, stop_on_signals,
+};
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::flow::TableConfig;
 use crate::metrics::{DroppedBytes, Metrics};
@@ -59,6 +61,10 @@ pub struct TapArgs {
     /// logging.console.verbosity.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Live: once the interface is open, run as this user (NAME, UID or UID:GID; started as
+    /// root), as tcpdump -Z does.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     #[command(flatten)]
     pub metrics: MetricsArgs,
 }
@@ -611,7 +617,11 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             .ok_or_else(|| {
                 UsageError("io.input.capture.iface: required for live capture".into())
             })?;
-        open_live(interface, &config, Arc::clone(&stop), metrics)?
+        let source = open_live(interface, &config, Arc::clone(&stop), metrics)?;
+        if let Some(user) = &args.user {
+            drop_to_user(user)?;
+        }
+        source
     };
     if let Some(metrics) = metrics {
         metrics.set_ready();

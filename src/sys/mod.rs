@@ -1,0 +1,3 @@
+//! What gophercap asks of the operating system beyond files and sockets.
+
+pub mod privileges;
