@@ -220,6 +220,15 @@ fn a_reused_tuple_starts_a_new_flow() {
 }
 
 fn alerts_of(name: &str, frames: Vec<Vec<u8>>, step_ns: i64) -> Vec<serde_json::Value> {
+    alerts_with(name, frames, step_ns, &[])
+}
+
+fn alerts_with(
+    name: &str,
+    frames: Vec<Vec<u8>>,
+    step_ns: i64,
+    options: &[&str],
+) -> Vec<serde_json::Value> {
     let dir = scratch(name);
     let capture = dir.join("in.pcap");
     let records = timed(frames, T0, step_ns);
@@ -234,13 +243,15 @@ fn alerts_of(name: &str, frames: Vec<Vec<u8>>, step_ns: i64) -> Vec<serde_json::
         ),
     );
     let alerts = dir.join("alerts.jsonl");
-    let out = run(&[
+    let mut args = vec![
         "flows",
         "--quiet",
         "--alerts-jsonl",
         alerts.to_str().unwrap(),
-        capture.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(options);
+    args.push(capture.to_str().unwrap());
+    let out = run(&args);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     std::fs::read_to_string(&alerts)
         .unwrap()
@@ -285,6 +296,34 @@ fn a_syn_flood_raises_one_alert_per_cooldown() {
             .unwrap()
             .starts_with("2024-01-01T00:00:00.199")
     );
+}
+
+#[test]
+fn evicted_detector_keys_are_told_in_the_alerts_file() {
+    // 3,000 sources, each one SYN: more than a 1 MiB table of scanning sources holds.
+    let frames = (0..3_000u32)
+        .map(|i| {
+            let [_, _, c, d] = i.to_be_bytes();
+            syn([10, 99, 100 + c, d], 40_000, SERVER, 80)
+        })
+        .collect();
+    let alerts = alerts_with(
+        "alerts-capacity",
+        frames,
+        1_000_000,
+        &["--anomaly-memory-mb", "1"],
+    );
+    let kinds: Vec<&str> = alerts.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "syn_flood", "{kinds:?}");
+    let told: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "detector_capacity")
+        .collect();
+    assert!(!told.is_empty(), "{kinds:?}");
+    let last = told.last().unwrap();
+    assert!(last["evicted_keys"].as_u64().unwrap() > 2_000, "{last}");
+    assert_eq!(last["ts_ns"], alerts.last().unwrap()["ts_ns"]);
+    assert!(last.get("window_secs").is_none(), "{last}");
 }
 
 #[test]

@@ -75,7 +75,12 @@ pub struct Alert {
     pub ports: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<usize>,
-    pub window_secs: f64,
+    /// The window of a flood or scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<f64>,
+    /// Keys evicted so far (`detector_capacity`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evicted_keys: Option<u64>,
 }
 
 /// How many events and distinct items a window keeps per threshold: twice, so an alert's
@@ -206,10 +211,16 @@ pub struct AnomalyDetector {
     floods: KeyTable<(IpAddr, u16), FloodState>,
     scans: KeyTable<IpAddr, ScanState>,
     next_sweep_ns: i64,
+    /// Evictions already told in a `detector_capacity` alert, and when the last one was.
+    evictions_told: u64,
+    capacity_told_ns: Option<i64>,
 }
 
 /// How often (packet time) keys idle for their window and cooldown are let go.
 const SWEEP_NS: i64 = 1_000_000_000;
+
+/// At most one `detector_capacity` alert per this much packet time while keys are evicted.
+const CAPACITY_NOTICE_NS: i64 = 10_000_000_000;
 
 /// The memory the detectors may use unless told otherwise (`--anomaly-memory-mb`).
 pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
@@ -225,6 +236,8 @@ impl AnomalyDetector {
             syn,
             scan,
             next_sweep_ns: i64::MIN,
+            evictions_told: 0,
+            capacity_told_ns: None,
         }
     }
 
@@ -246,6 +259,9 @@ impl AnomalyDetector {
         if ts >= self.next_sweep_ns {
             self.sweep(ts);
             self.next_sweep_ns = ts.saturating_add(SWEEP_NS);
+            if !cooling(self.capacity_told_ns, ts, CAPACITY_NOTICE_NS) {
+                self.tell_evictions(ts, alerts);
+            }
         }
         let (Some(src), Some(dst)) = (decoded.ip_src(), decoded.ip_dst()) else {
             return;
@@ -303,7 +319,8 @@ impl AnomalyDetector {
                 sources: Some(sources),
                 ports: None,
                 hosts: None,
-                window_secs: c.window_secs,
+                window_secs: Some(c.window_secs),
+                evicted_keys: None,
             });
         }
     }
@@ -337,7 +354,8 @@ impl AnomalyDetector {
                 sources: None,
                 ports: Some(n_ports),
                 hosts: Some(n_hosts),
-                window_secs: c.window_secs,
+                window_secs: Some(c.window_secs),
+                evicted_keys: None,
             });
         }
     }
@@ -353,6 +371,43 @@ impl AnomalyDetector {
         let (window, cooldown) = (ns(self.scan.window_secs), ns(self.scan.cooldown_secs));
         self.scans
             .sweep(|w| now - w.newest_ns > window && !cooling(w.last_alert_ns, now, cooldown));
+    }
+
+    /// The input ended at `ts`: evictions not yet told are.
+    pub fn finish(&mut self, ts: i64, alerts: &mut Vec<Alert>) {
+        self.tell_evictions(ts, alerts);
+    }
+
+    /// A `detector_capacity` alert when keys were evicted since the last one: alerts about the
+    /// evicted services and sources may be missed, or repeated within their cooldown.
+    fn tell_evictions(&mut self, ts: i64, alerts: &mut Vec<Alert>) {
+        let evicted = self.evicted_keys();
+        if evicted == self.evictions_told {
+            return;
+        }
+        let new = evicted - self.evictions_told;
+        self.evictions_told = evicted;
+        self.capacity_told_ns = Some(ts);
+        alerts.push(Alert {
+            ts: format_ts(ts),
+            ts_ns: ts,
+            kind: "detector_capacity",
+            description: format!(
+                "anomaly detectors full: {new} active keys evicted ({evicted} in all; tables of \
+                 {} services and {} sources); alerts on them may be missed or repeated, \
+                 --anomaly-memory-mb raises the tables",
+                self.floods.cap(),
+                self.scans.cap()
+            ),
+            target: None,
+            source: None,
+            syns: None,
+            sources: None,
+            ports: None,
+            hosts: None,
+            window_secs: None,
+            evicted_keys: Some(evicted),
+        });
     }
 
     /// Keys evicted while still active, so far (cheap: for a per-packet publish).
@@ -673,6 +728,53 @@ mod tests {
         };
         assert!(bound(large) <= budget);
         assert!(large.held_events <= small.held_events + 2 * 400 + 2 * 100);
+    }
+
+    #[test]
+    fn evictions_are_told_in_capacity_alerts_at_most_every_ten_seconds_and_at_the_end() {
+        // 25 s of spoofed SYNs, one every 50 µs, into tables of 1 MiB.
+        let probes: Vec<Probe> = spoofed_flood(500_000, 5)
+            .into_iter()
+            .map(|p| Probe { ts: p.ts * 10, ..p })
+            .collect();
+        let mut detector = AnomalyDetector::new(
+            SynFloodConfig::default(),
+            PortScanConfig::default(),
+            1 << 20,
+        );
+        let mut alerts = Vec::new();
+        for p in &probes {
+            let data = bytes(p);
+            detector.observe(
+                p.ts,
+                &decode(101, &data, &DecodeOptions::default()),
+                &mut alerts,
+            );
+        }
+        let last_ts = probes.last().unwrap().ts;
+        detector.finish(last_ts, &mut alerts);
+        let told: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.kind == "detector_capacity")
+            .collect();
+        let times: Vec<i64> = told.iter().map(|a| a.ts_ns).collect();
+        assert!((3..=4).contains(&told.len()), "{times:?}");
+        for pair in times[..times.len() - 1].windows(2) {
+            assert!(pair[1] - pair[0] >= CAPACITY_NOTICE_NS, "{times:?}");
+        }
+        assert_eq!(
+            *times.last().unwrap(),
+            last_ts,
+            "the rest is told at the end"
+        );
+        let counts: Vec<u64> = told.iter().map(|a| a.evicted_keys.unwrap()).collect();
+        assert!(counts.is_sorted(), "{counts:?}");
+        assert_eq!(*counts.last().unwrap(), detector.evicted_keys());
+        assert!(told[0].description.contains("--anomaly-memory-mb"));
+        // Nothing new to tell: finishing again adds nothing.
+        let before = alerts.len();
+        detector.finish(last_ts, &mut alerts);
+        assert_eq!(alerts.len(), before);
     }
 
     #[test]

@@ -358,6 +358,8 @@ struct FlowsOutput {
     alerts_out: Option<JsonLines<Output>>,
     print_alerts: bool,
     alert_count: u64,
+    /// The newest packet the detectors saw.
+    last_ts_ns: i64,
     exports: FlowExports,
     write_error: Option<std::io::Error>,
 }
@@ -487,6 +489,28 @@ impl FlowsOutput {
     }
 }
 
+impl FlowsOutput {
+    /// Print and write the alerts raised so far.
+    fn write_alerts(&mut self) {
+        for alert in self.alerts.drain(..) {
+            self.alert_count += 1;
+            let mut written = Ok(());
+            if self.print_alerts {
+                let mut stdout = std::io::stdout().lock();
+                written = writeln!(stdout, "[alert] {}", alert.description);
+            }
+            if let Some(out) = &mut self.alerts_out
+                && written.is_ok()
+            {
+                written = out.write(&alert);
+            }
+            if let Err(e) = written {
+                self.write_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
 impl FlowConsumer for FlowsOutput {
     type ConnectionState = ();
 
@@ -536,22 +560,8 @@ impl FlowConsumer for FlowsOutput {
         }
         if let Some(detector) = &mut self.detector {
             detector.observe(packet.ts_ns, decoded, &mut self.alerts);
-            for alert in self.alerts.drain(..) {
-                self.alert_count += 1;
-                let mut written = Ok(());
-                if self.print_alerts {
-                    let mut stdout = std::io::stdout().lock();
-                    written = writeln!(stdout, "[alert] {}", alert.description);
-                }
-                if let Some(out) = &mut self.alerts_out
-                    && written.is_ok()
-                {
-                    written = out.write(&alert);
-                }
-                if let Err(e) = written {
-                    self.write_error.get_or_insert(e);
-                }
-            }
+            self.last_ts_ns = packet.ts_ns;
+            self.write_alerts();
         }
     }
 
@@ -659,6 +669,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         },
         print_alerts: anomalies && !global.quiet && !show_lines && !exports_to_stdout,
         alert_count: 0,
+        last_ts_ns: 0,
         exports: FlowExports::open(args, flush)?,
         write_error: None,
     };
@@ -675,6 +686,10 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         metrics: metrics.cloned(),
     };
     let (stats, error) = run(source.as_mut(), &config, &mut output);
+    if let Some(detector) = &mut output.detector {
+        detector.finish(output.last_ts_ns, &mut output.alerts);
+        output.write_alerts();
+    }
     if let Some(e) = output.write_error.take() {
         return Err(anyhow::Error::new(e).context("cannot write output"));
     }
