@@ -88,12 +88,6 @@ pub struct Alert {
 /// all the rule needs).
 const CAP_PER_THRESHOLD: usize = 2;
 
-/// The most memory one window can hold, in bytes: `cap` entries of `entry` bytes, plus the
-/// sightings list of a distinct window (twice the cap), plus the containers' own slack.
-fn window_bytes(cap: usize, entry: usize) -> usize {
-    3 * cap * entry + 128
-}
-
 /// Per attacked service: its SYNs and their sources within the window.
 #[derive(Debug)]
 struct FloodState {
@@ -241,16 +235,17 @@ impl AnomalyDetector {
         }
     }
 
-    /// The most memory one SYN-flood key and one port-scan key can hold, in bytes.
+    /// The most memory one SYN-flood key and one port-scan key can hold, in bytes: its place
+    /// in the table, and its windows full (a test holds the windows to it).
     pub fn key_bytes(syn: &SynFloodConfig, scan: &PortScanConfig) -> (usize, usize) {
         let cap = |threshold: usize| threshold.max(1).saturating_mul(CAP_PER_THRESHOLD);
-        let table_entry = 96;
-        let flood = table_entry
-            + window_bytes(cap(syn.syn_threshold), 8)
-            + window_bytes(cap(syn.unique_src_threshold), 40);
-        let scan = table_entry
-            + window_bytes(cap(scan.unique_ports_threshold), 16)
-            + window_bytes(cap(scan.unique_hosts_threshold), 40);
+        let flood = KeyTable::<(IpAddr, u16), FloodState>::bytes_per_key()
+            + RecentEvents::max_bytes(cap(syn.syn_threshold))
+            + RecentDistinct::<IpAddr>::max_bytes(cap(syn.unique_src_threshold));
+        let scan = KeyTable::<IpAddr, ScanState>::bytes_per_key()
+            + std::mem::size_of::<ScanWindows>()
+            + RecentDistinct::<u16>::max_bytes(cap(scan.unique_ports_threshold))
+            + RecentDistinct::<IpAddr>::max_bytes(cap(scan.unique_hosts_threshold));
         (flood, scan)
     }
 
@@ -728,6 +723,33 @@ mod tests {
         };
         assert!(bound(large) <= budget);
         assert!(large.held_events <= small.held_events + 2 * 400 + 2 * 100);
+    }
+
+    #[test]
+    fn full_windows_stay_within_the_bytes_the_memory_bound_counts() {
+        for cap in [1, 20, 50, 64, 65, 100, 400, 1000, 20_000] {
+            let mut syns = RecentEvents::new(cap);
+            let mut sources = RecentDistinct::new(cap);
+            let mut ports = RecentDistinct::new(cap);
+            for i in 0..3 * cap as u32 {
+                syns.push(i64::from(i), i64::MAX);
+                sources.push(i64::from(i), IpAddr::from(flood_source(i)), i64::MAX);
+                ports.push(i64::from(i), i as u16, i64::MAX);
+            }
+            assert_eq!(sources.count(), cap);
+            let within = |held: usize, bound: usize| {
+                assert!(held <= bound, "cap {cap}: {held} > {bound}");
+            };
+            within(syns.allocated_bytes(), RecentEvents::max_bytes(cap));
+            within(
+                sources.allocated_bytes(),
+                RecentDistinct::<IpAddr>::max_bytes(cap),
+            );
+            within(
+                ports.allocated_bytes(),
+                RecentDistinct::<u16>::max_bytes(cap),
+            );
+        }
     }
 
     #[test]

@@ -6,8 +6,7 @@
 //! first. The count is exact below the cap and "at least the cap" at it, so a rule whose
 //! threshold is at most the cap fires on exactly the packet an unbounded count would.
 
-use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use super::keys::{Clear, KeyTable};
 use std::collections::VecDeque;
 use std::hash::Hash;
 
@@ -40,6 +39,16 @@ impl RecentEvents {
         while self.times.front().is_some_and(|&t| now - t > window_ns) {
             self.times.pop_front();
         }
+    }
+
+    /// The most a window of `cap` events allocates (the list grows by doubling, from 4).
+    pub fn max_bytes(cap: usize) -> usize {
+        2 * cap.max(4) * std::mem::size_of::<i64>()
+    }
+
+    /// Bytes allocated for the events (for the memory bound).
+    pub fn allocated_bytes(&self) -> usize {
+        self.times.capacity() * std::mem::size_of::<i64>()
     }
 
     /// Events within the window at the last push: exact below the cap, the cap at it.
@@ -92,7 +101,7 @@ impl<T: Hash + Eq + Copy> RecentDistinct<T> {
     pub fn count(&self) -> usize {
         match self {
             RecentDistinct::Listed(d) => d.seen.len(),
-            RecentDistinct::Indexed(d) => d.latest.len(),
+            RecentDistinct::Indexed(d) => d.seen.len(),
         }
     }
 
@@ -100,18 +109,32 @@ impl<T: Hash + Eq + Copy> RecentDistinct<T> {
     pub fn clear(&mut self) {
         match self {
             RecentDistinct::Listed(d) => d.seen.clear(),
-            RecentDistinct::Indexed(d) => {
-                d.latest.clear();
-                d.order.clear();
-            }
+            RecentDistinct::Indexed(d) => d.seen.clear(),
         }
     }
 
-    /// Entries held (for the memory bound: at most twice the cap and a few).
+    /// The most a window of `cap` items allocates.
+    pub fn max_bytes(cap: usize) -> usize {
+        if cap <= LISTED_UP_TO {
+            2 * cap.max(4) * std::mem::size_of::<(i64, T)>()
+        } else {
+            cap * KeyTable::<T, SeenAt>::bytes_per_key() + 16
+        }
+    }
+
+    /// Bytes allocated for the items (for the memory bound).
+    pub fn allocated_bytes(&self) -> usize {
+        match self {
+            RecentDistinct::Listed(d) => d.seen.capacity() * std::mem::size_of::<(i64, T)>(),
+            RecentDistinct::Indexed(d) => d.seen.allocated_bytes(),
+        }
+    }
+
+    /// Entries held (for the memory bound: at most the cap).
     pub fn held(&self) -> usize {
         match self {
             RecentDistinct::Listed(d) => d.seen.len(),
-            RecentDistinct::Indexed(d) => d.order.len(),
+            RecentDistinct::Indexed(d) => d.seen.len(),
         }
     }
 }
@@ -145,67 +168,39 @@ impl<T: Eq + Copy> ListedDistinct<T> {
     }
 }
 
-/// A map from each item to its latest time, and the sightings in time order (a sighting is
-/// stale when its item was seen again later, or left).
-#[derive(Debug)]
+/// The items in order of their latest sighting, indexed by item: the table of detector keys,
+/// whose least recently active entry is also the one to leave first here.
 pub struct IndexedDistinct<T: Hash + Eq + Copy> {
-    latest: HashMap<T, i64, RandomState>,
-    order: VecDeque<(i64, T)>,
-    cap: usize,
+    seen: KeyTable<T, SeenAt>,
+}
+
+/// When an item was last seen.
+#[derive(Clone, Copy, Debug)]
+struct SeenAt(i64);
+
+impl Clear for SeenAt {
+    fn clear(&mut self) {}
+}
+
+impl<T: Hash + Eq + Copy> std::fmt::Debug for IndexedDistinct<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexedDistinct")
+            .field("items", &self.seen.len())
+            .finish()
+    }
 }
 
 impl<T: Hash + Eq + Copy> IndexedDistinct<T> {
     fn new(cap: usize) -> Self {
         IndexedDistinct {
-            latest: HashMap::with_hasher(RandomState::default()),
-            order: VecDeque::new(),
-            cap: cap.max(1),
-        }
-    }
-
-    /// Drop the oldest sighting; forget its item if it was the item's latest (one lookup in
-    /// the common case: the item is taken out, and put back only if seen since). True when
-    /// the item left.
-    fn pop_oldest(&mut self) -> bool {
-        let Some((time, item)) = self.order.pop_front() else {
-            return false;
-        };
-        match self.latest.remove(&item) {
-            Some(latest) if latest != time => {
-                self.latest.insert(item, latest);
-                false
-            }
-            Some(_) => true,
-            None => false,
+            seen: KeyTable::new(cap.max(1)),
         }
     }
 
     fn push(&mut self, now: i64, item: T, window_ns: i64) {
-        while self
-            .order
-            .front()
-            .is_some_and(|&(t, _)| now - t > window_ns)
-        {
-            self.pop_oldest();
-        }
-        if let Some(seen) = self.latest.get_mut(&item) {
-            *seen = now;
-        } else {
-            // Full: the least recently seen item leaves (its stale sightings first).
-            while self.latest.len() >= self.cap && !self.order.is_empty() {
-                if self.pop_oldest() {
-                    break;
-                }
-            }
-            self.latest.insert(item, now);
-        }
-        self.order.push_back((now, item));
-        // An item seen over and over leaves stale sightings behind: sweep them out before they
-        // outnumber the items twice over.
-        if self.order.len() > 2 * self.cap + 16 {
-            let latest = &self.latest;
-            self.order.retain(|(t, i)| latest.get(i) == Some(t));
-        }
+        self.seen.sweep(|at| now - at.0 > window_ns);
+        // Full: the least recently seen item leaves to make room.
+        self.seen.entry(item, || SeenAt(now)).0 = now;
     }
 }
 
@@ -267,7 +262,7 @@ mod tests {
             let mut d = RecentDistinct::new(cap);
             for t in 0..1_000_000 {
                 d.push(t, 7u8, i64::MAX);
-                assert!(d.held() <= 2 * cap + 17);
+                assert!(d.held() <= cap);
             }
             assert_eq!(d.count(), 1);
         }
@@ -289,7 +284,7 @@ mod tests {
                 let item = next() % items;
                 listed.push(now, item, window);
                 indexed.push(now, item, window);
-                assert_eq!(listed.seen.len(), indexed.latest.len(), "round {round}");
+                assert_eq!(listed.seen.len(), indexed.seen.len(), "round {round}");
             }
         }
     }
