@@ -77,6 +77,8 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l anomaly-me
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l snaplen -d 'Live capture: bytes kept per packet' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l timeout-ms -d 'Live capture: read timeout in milliseconds' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l buffer-size-mb -d 'Live capture: kernel buffer in MiB (0 keeps libpcap\'s default)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l user -d 'Live capture: once the interface is open, run as this user (NAME, UID or UID:GID; started as root), as tcpdump -Z does. Output files opened after it belong to that user' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l metrics-addr -d 'Serve Prometheus metrics on /metrics, with /healthz and /readyz (ready once the capture is open), at this address: HOST:PORT, [IPv6]:PORT or :PORT. Off unless given' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l alerts-jsonl -d 'Also write each alert as a JSON line here (implies --anomalies)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l write-pcap -d 'Write the packets that passed the filter into this pcap' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l stats-interval-ms -d 'The stats interval in milliseconds' -r
@@ -126,6 +128,8 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l grace
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l snaplen -d 'Live capture: bytes kept per packet' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l timeout-ms -d 'Live capture: read timeout in milliseconds' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l buffer-size-mb -d 'Live capture: kernel buffer in MiB (0 keeps libpcap\'s default)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l user -d 'Live capture: once the interface is open, run as this user (NAME, UID or UID:GID; started as root), as tcpdump -Z does. Output files opened after it belong to that user' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l metrics-addr -d 'Serve Prometheus metrics on /metrics, with /healthz and /readyz (ready once the capture is open), at this address: HOST:PORT, [IPv6]:PORT or :PORT. Off unless given' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
@@ -170,6 +174,8 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand replay" -s V -l vers
 complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s r -l read -d 'Read captures, folders or tarballs instead of capturing live (`-` for stdin)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -s i -l interface -d 'Live: the interface, instead of the configuration\'s io.input.capture.iface' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l log-level -d 'Console log level (trace, debug, info, warn, error), instead of the configuration\'s logging.console.verbosity' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l user -d 'Live: once the interface is open, run as this user (NAME, UID or UID:GID; started as root), as tcpdump -Z does' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l metrics-addr -d 'Serve Prometheus metrics on /metrics, with /healthz and /readyz (ready once the capture is open), at this address: HOST:PORT, [IPv6]:PORT or :PORT. Off unless given' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand tap" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
