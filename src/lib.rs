@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cmd;
 pub mod decode;
 pub mod flow;
+pub mod k8s;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

@@ -14,6 +14,7 @@ mod progress;
 pub mod replay;
 pub mod tap;
 pub mod tar_extract;
+pub mod webhook;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal};
@@ -99,6 +100,8 @@ pub enum Command {
     /// Interfaces that live capture can open.
     #[cfg(feature = "live")]
     ListInterfaces(list_interfaces::ListInterfacesArgs),
+    /// The Kubernetes admission webhook that injects the http-trace sidecar (and its certs).
+    Webhook(webhook::WebhookArgs),
 }
 
 /// The clap definition, for completions and man pages.
@@ -165,7 +168,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let service = matches!(&cli.command, Command::HttpTrace(a) if a.interface.is_some());
+    let service = match &cli.command {
+        Command::HttpTrace(a) => a.interface.is_some(),
+        Command::Webhook(a) => a.action.is_none(),
+        _ => false,
+    };
     // tap sets up its logging from its own configuration.
     if !matches!(&cli.command, Command::Tap(_)) {
         init_logging(&cli.global, service);
@@ -179,6 +186,7 @@ pub fn main() -> i32 {
         Command::TarExtract(args) => tar_extract::run(args, &cli.global),
         #[cfg(feature = "live")]
         Command::ListInterfaces(args) => list_interfaces::run(args),
+        Command::Webhook(args) => webhook::run(args),
     };
     match result {
         Ok(outcome) if outcome.damaged_inputs => exit::DAMAGED,

@@ -304,30 +304,54 @@ impl Metrics {
         text
     }
 
-    fn answer(&self, request: &Request) -> Response {
-        if request.method != server::Method::GET && request.method != server::Method::HEAD {
-            return Response::text(405, "only GET and HEAD\n");
-        }
-        match request.path.as_str() {
-            "/metrics" => Response {
-                status: 200,
-                content_type: OPENMETRICS,
-                body: self.encode().into(),
-            },
-            "/healthz" => Response::text(200, "ok\n"),
-            "/readyz" if self.ready.load(Ordering::Relaxed) => Response::text(200, "ready\n"),
-            "/readyz" => Response::text(503, "the capture is not open yet\n"),
-            _ => Response::text(404, "not found: /metrics, /healthz, /readyz\n"),
-        }
-    }
-
     /// Serve `/metrics`, `/healthz` and `/readyz` on `address` until the server is dropped.
     pub fn serve(self: &Arc<Self>, address: SocketAddr) -> Result<Server, ServerError> {
-        let metrics = Arc::clone(self);
-        let handler: Handler = Arc::new(move |request| metrics.answer(request));
-        Server::start(address, handler)
+        serve(Arc::clone(self) as Arc<dyn Exposition>, address)
     }
+}
+
+impl Exposition for Metrics {
+    fn encode(&self) -> String {
+        Metrics::encode(self)
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// What a metrics server exposes: a run's counters, or the webhook's.
+pub trait Exposition: Send + Sync {
+    /// The exposition text.
+    fn encode(&self) -> String;
+    /// Whether `/readyz` answers 200.
+    fn ready(&self) -> bool;
+}
+
+fn answer(exposition: &dyn Exposition, request: &Request) -> Response {
+    if request.method != server::Method::GET && request.method != server::Method::HEAD {
+        return Response::text(405, "only GET and HEAD\n");
+    }
+    match request.path.as_str() {
+        "/metrics" => Response {
+            status: 200,
+            content_type: OPENMETRICS,
+            body: exposition.encode().into(),
+        },
+        "/healthz" => Response::text(200, "ok\n"),
+        "/readyz" if exposition.ready() => Response::text(200, "ready\n"),
+        "/readyz" => Response::text(503, "not ready: the capture is not open yet\n"),
+        _ => Response::text(404, "not found: /metrics, /healthz, /readyz\n"),
+    }
+}
+
+/// Serve `/metrics`, `/healthz` and `/readyz` of `exposition` on `address` until the server
+/// is dropped.
+pub fn serve(exposition: Arc<dyn Exposition>, address: SocketAddr) -> Result<Server, ServerError> {
+    let handler: Handler = Arc::new(move |request| answer(exposition.as_ref(), request));
+    Server::start(address, handler)
 }
 
 #[cfg(test)]
 mod tests;
+pub mod webhook;

@@ -1,9 +1,11 @@
 //! A small HTTP/1.1 server on a thread of its own, for what gophercap serves beside its work
-//! (`/metrics` and the health probes). Handlers are plain functions of a request: the server
-//! reads the body up to a limit, calls the handler, and writes what it returns. The protocol is
-//! hyper's; this module only binds, routes nothing, and stops when dropped.
+//! (`/metrics` and the health probes) and for the admission webhook (over TLS). Handlers are
+//! plain functions of a request: the server reads the body up to a limit, calls the handler,
+//! and writes what it returns. The protocol is hyper's, TLS rustls'; this module binds, routes
+//! nothing, and when dropped stops accepting and lets requests in flight finish.
 
 mod address;
+pub mod tls;
 
 pub use address::parse_listen_address;
 
@@ -12,6 +14,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -19,14 +22,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 pub use hyper::Method;
 
 /// A request body larger than this is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// A client has this long to send a request's head; a stalled one cannot hold a connection.
+/// A client has this long to send a request's head (or finish its TLS handshake); a stalled
+/// one cannot hold a connection.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At shutdown, requests in flight have this long to finish.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// What a handler sees of a request.
 #[derive(Debug)]
@@ -84,6 +93,23 @@ impl Server {
     /// Bind `address` (errors are reported here, before any work starts) and serve `handler`
     /// on a thread of its own.
     pub fn start(address: SocketAddr, handler: Handler) -> Result<Server, ServerError> {
+        Self::start_with(address, handler, None)
+    }
+
+    /// The same over TLS (see [`tls::server_config`]).
+    pub fn start_tls(
+        address: SocketAddr,
+        handler: Handler,
+        tls: Arc<ServerConfig>,
+    ) -> Result<Server, ServerError> {
+        Self::start_with(address, handler, Some(TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(
+        address: SocketAddr,
+        handler: Handler,
+        tls: Option<TlsAcceptor>,
+    ) -> Result<Server, ServerError> {
         let listener = std::net::TcpListener::bind(address)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|source| ServerError::Bind { address, source })?;
@@ -96,7 +122,7 @@ impl Server {
         let (shutdown, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("http-server".into())
-            .spawn(move || runtime.block_on(serve(listener, handler, stopped)))
+            .spawn(move || runtime.block_on(serve(listener, handler, tls, stopped)))
             .map_err(ServerError::Start)?;
         Ok(Server {
             address: bound,
@@ -128,6 +154,7 @@ impl Drop for Server {
 async fn serve(
     listener: std::net::TcpListener,
     handler: Handler,
+    tls: Option<TlsAcceptor>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -137,12 +164,13 @@ async fn serve(
             return;
         }
     };
+    let graceful = Arc::new(GracefulShutdown::new());
     loop {
         tokio::select! {
-            _ = &mut stopped => return,
+            _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, handler.clone()));
+                    tokio::spawn(connection(stream, handler.clone(), tls.clone(), graceful.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors or the like: wait a little instead of spinning.
@@ -152,14 +180,45 @@ async fn serve(
             },
         }
     }
+    drop(listener);
+    // Connections still handshaking hold a clone: the drain waits for the ones being served.
+    if let Ok(graceful) = Arc::try_unwrap(graceful)
+        && tokio::time::timeout(DRAIN, graceful.shutdown())
+            .await
+            .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain period were cut");
+    }
 }
 
-async fn connection(stream: tokio::net::TcpStream, handler: Handler) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    handler: Handler,
+    tls: Option<TlsAcceptor>,
+    graceful: Arc<GracefulShutdown>,
+) {
+    match tls {
+        None => serve_connection(TokioIo::new(stream), handler, &graceful).await,
+        Some(acceptor) => match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_connection(TokioIo::new(stream), handler, &graceful).await,
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_connection<IO>(io: TokioIo<IO>, handler: Handler, graceful: &GracefulShutdown)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |request| respond(request, handler.clone()));
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service)
+    let served = graceful
+        .watch(
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(io, service),
+        )
         .await;
     if let Err(e) = served {
         tracing::debug!(error = %e, "HTTP connection ended with an error");

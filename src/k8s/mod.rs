@@ -1,0 +1,11 @@
+//! gophercap in Kubernetes: the sidecar injector's decisions (which pods, what container, what
+//! patch) and its answers to the API server's admission reviews. The HTTPS server is
+//! `server`'s; the subcommand only wires them.
+
+pub mod admission;
+pub mod annotations;
+pub mod certs;
+pub mod inject;
+
+#[cfg(test)]
+mod tests;
