@@ -40,6 +40,9 @@ _gophercap() {
             gophercap,tar-extract)
                 cmd="gophercap__subcmd__tar__subcmd__extract"
                 ;;
+            gophercap,webhook)
+                cmd="gophercap__subcmd__webhook"
+                ;;
             gophercap__subcmd__help,flows)
                 cmd="gophercap__subcmd__help__subcmd__flows"
                 ;;
@@ -64,6 +67,24 @@ _gophercap() {
             gophercap__subcmd__help,tar-extract)
                 cmd="gophercap__subcmd__help__subcmd__tar__subcmd__extract"
                 ;;
+            gophercap__subcmd__help,webhook)
+                cmd="gophercap__subcmd__help__subcmd__webhook"
+                ;;
+            gophercap__subcmd__help__subcmd__webhook,certs)
+                cmd="gophercap__subcmd__help__subcmd__webhook__subcmd__certs"
+                ;;
+            gophercap__subcmd__webhook,certs)
+                cmd="gophercap__subcmd__webhook__subcmd__certs"
+                ;;
+            gophercap__subcmd__webhook,help)
+                cmd="gophercap__subcmd__webhook__subcmd__help"
+                ;;
+            gophercap__subcmd__webhook__subcmd__help,certs)
+                cmd="gophercap__subcmd__webhook__subcmd__help__subcmd__certs"
+                ;;
+            gophercap__subcmd__webhook__subcmd__help,help)
+                cmd="gophercap__subcmd__webhook__subcmd__help__subcmd__help"
+                ;;
             *)
                 ;;
         esac
@@ -71,7 +92,7 @@ _gophercap() {
 
     case "${cmd}" in
         gophercap)
-            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map flows http-trace replay tap tar-extract list-interfaces help"
+            opts="-v -q -h -V --verbose --quiet --log-format --config --help --version map flows http-trace replay tap tar-extract list-interfaces webhook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,7 +252,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__help)
-            opts="map flows http-trace replay tap tar-extract list-interfaces help"
+            opts="map flows http-trace replay tap tar-extract list-interfaces webhook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,6 +366,34 @@ _gophercap() {
         gophercap__subcmd__help__subcmd__tar__subcmd__extract)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__help__subcmd__webhook)
+            opts="certs"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__help__subcmd__webhook__subcmd__certs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -733,6 +782,160 @@ _gophercap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__webhook)
+            opts="-v -q -h -V --tls-cert --tls-key --listen --image --image-pull-policy --interface --output-url --output-token-secret --sidecar-metrics-port --cpu-request --cpu-limit --memory-request --memory-limit --metrics-addr --verbose --quiet --log-format --config --help --version certs help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-pull-policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-token-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sidecar-metrics-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu-request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory-request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__webhook__subcmd__certs)
+            opts="-v -q -h -V --service --namespace --out --verbose --quiet --log-format --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__webhook__subcmd__help)
+            opts="certs help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__webhook__subcmd__help__subcmd__certs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gophercap__subcmd__webhook__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
