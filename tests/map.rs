@@ -461,6 +461,32 @@ fn update_reuses_unchanged_entries_and_rereads_changed_ones() {
 }
 
 #[test]
+fn update_writes_reused_entries_back_to_the_last_digit() {
+    // Reused entries are read from the previous document: their rates must come back exactly,
+    // or every --update would rewrite the document a digit apart.
+    let dir = scratch("update-exact");
+    let dump = dir.join("map.json");
+    let args = [
+        "-q",
+        "map",
+        "--update",
+        "--dump-json",
+        dump.to_str().unwrap(),
+        "testdata/real",
+        "testdata/synthetic",
+    ];
+    let out = gophercap().current_dir(repo()).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let first = std::fs::read(&dump).unwrap();
+    let out = gophercap().current_dir(repo()).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        std::fs::read(&dump).unwrap() == first,
+        "--update changed the document"
+    );
+}
+
+#[test]
 fn csv_and_table_formats() {
     let out = run(&[
         "-q",
