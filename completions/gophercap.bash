@@ -566,7 +566,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__map)
-            opts="-f -v -q -h -V --dir-src --file-suffix --file-regexp --file-workers --dump-json --format --update --filter --verbose --quiet --log-format --config --help --version"
+            opts="-f -v -q -h -V --dir-src --file-suffix --file-regexp --file-workers --dump-json --format --update --filter --shard --merge --verbose --quiet --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -601,6 +601,10 @@ _gophercap() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -50,10 +50,12 @@ json\t''
 jsonl\t''
 csv\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s f -l filter -d 'Only count packets that match this BPF expression' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l shard -d 'Map only shard K of N (K from 0 to N-1, as Kubernetes\' JOB_COMPLETION_INDEX): the inputs (files, whole tarballs) whose path hashes to K. The document says which shard it is, for --merge' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l config -d 'TOML file of option defaults: top-level keys for global options, a table per subcommand (`[map]`) for its options; the command line overrides it' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l update -d 'Reuse entries of the existing --dump-json whose file size and mtime are unchanged'
+complete -c gophercap -n "__fish_gophercap_using_subcommand map" -l merge -d 'The inputs are the shard documents of one run (files, or folders of *.json): join them into the document a single run over all the captures writes'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
 complete -c gophercap -n "__fish_gophercap_using_subcommand map" -s h -l help -d 'Print help'

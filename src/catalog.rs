@@ -2,6 +2,7 @@
 //! back (GopherCap's map document). Counts follow capinfos: the first and last time are the
 //! earliest and latest packet times, "bytes original" is its data size.
 
+use crate::shard::ShardInfo;
 use crate::source::{
     CaptureFormat, CaptureReader, Compression, LinkType, Packet, Source, SourceError,
 };
@@ -302,6 +303,9 @@ pub struct Catalog {
     pub duration_s: Option<f64>,
     pub captures: Vec<CaptureSummary>,
     pub inputs: Vec<InputStamp>,
+    /// In the document of one shard (`map --shard`) only: what `map --merge` needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
 }
 
 impl Catalog {
@@ -323,6 +327,7 @@ impl Catalog {
             duration_s: first.zip(last).map(|(f, l)| (l - f) as f64 / 1e9),
             captures,
             inputs,
+            shard: None,
         }
     }
 }

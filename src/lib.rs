@@ -15,6 +15,7 @@ pub mod proto;
 pub mod reassembly;
 pub mod schedule;
 pub mod server;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod sys;

@@ -624,3 +624,293 @@ fn a_closed_stdout_is_not_an_error() {
         "{stderr}"
     );
 }
+
+/// gophercap run from the repository, so that paths in the documents are relative
+/// (`testdata/...`) and the same on every machine.
+fn run_in_repo(args: &[&str]) -> std::process::Output {
+    gophercap()
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .expect("run gophercap")
+}
+
+fn read_doc(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Map `inputs` in `count` shards into `dir/shard-K.json` and in one run into `dir/full.json`;
+/// each run must exit with `code`.
+fn map_sharded(dir: &std::path::Path, inputs: &[&str], count: u32, code: i32) {
+    for k in 0..count {
+        let dump = dir.join(format!("shard-{k}.json"));
+        let spec = format!("{k}/{count}");
+        let mut args = vec![
+            "-q",
+            "map",
+            "--shard",
+            &spec,
+            "--dump-json",
+            dump.to_str().unwrap(),
+        ];
+        args.extend(inputs);
+        let out = run_in_repo(&args);
+        assert!(
+            out.status.code() == Some(code) || out.status.code() == Some(0),
+            "shard {spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let full = dir.join("full.json");
+    let mut args = vec!["-q", "map", "--dump-json", full.to_str().unwrap()];
+    args.extend(inputs);
+    assert_eq!(run_in_repo(&args).status.code(), Some(code));
+}
+
+#[test]
+fn shards_merge_into_the_document_of_one_run_byte_for_byte() {
+    let dir = scratch("shard-merge");
+    map_sharded(&dir, &["testdata/real", "testdata/synthetic"], 3, 0);
+    let shards: Vec<_> = (0..3)
+        .map(|k| dir.join(format!("shard-{k}.json")))
+        .collect();
+    let merged = dir.join("merged.json");
+    let mut args = vec!["map", "--merge", "--dump-json", merged.to_str().unwrap()];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    let out = run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "--dump-json alone prints nothing");
+    let full = std::fs::read(dir.join("full.json")).unwrap();
+    assert!(
+        std::fs::read(&merged).unwrap() == full,
+        "the merged document differs from the single run's"
+    );
+    // A folder of shard documents, printed on stdout; the merged and single-run documents
+    // beside them have no shard section and are passed over.
+    let out = run(&["map", "--merge", "--format", "json", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == full, "merging the folder differs");
+
+    // Every input and every capture is in exactly one shard; tarball members go with their
+    // tarball; the shards' positions are the single run's order.
+    let full = read_doc(&dir.join("full.json"));
+    let docs: Vec<serde_json::Value> = shards.iter().map(|p| read_doc(p)).collect();
+    let mut inputs: Vec<(u64, String)> = Vec::new();
+    let mut captures: Vec<String> = Vec::new();
+    for (k, doc) in docs.iter().enumerate() {
+        assert_eq!(doc["shard"]["version"], 1);
+        assert_eq!(doc["shard"]["index"], k);
+        assert_eq!(doc["shard"]["count"], 3);
+        assert_eq!(
+            doc["shard"]["inputs_total"],
+            full["inputs"].as_array().unwrap().len()
+        );
+        for input in doc["shard"]["inputs"].as_array().unwrap() {
+            inputs.push((
+                input["position"].as_u64().unwrap(),
+                input["path"].as_str().unwrap().to_string(),
+            ));
+        }
+        for c in doc["captures"].as_array().unwrap() {
+            captures.push(c["path"].as_str().unwrap().to_string());
+        }
+    }
+    inputs.sort();
+    let expected: Vec<(u64, String)> = full["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u64, s["path"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(inputs, expected);
+    let mut expected: Vec<String> = full["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect();
+    captures.sort();
+    expected.sort();
+    assert_eq!(captures, expected);
+    assert_eq!(full["shard"], serde_json::Value::Null);
+
+    // Stability: these inputs are in these shards on every machine and every build.
+    let shard_of = |path: &str| {
+        docs.iter()
+            .position(|d| {
+                d["shard"]["inputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i["path"] == path)
+            })
+            .unwrap()
+    };
+    assert_eq!(shard_of("testdata/real/curl-get.pcap"), 0);
+    assert_eq!(shard_of("testdata/synthetic/one-packet.pcap"), 0);
+    assert_eq!(shard_of("testdata/synthetic/captures.tar.gz"), 2);
+    let members: Vec<&serde_json::Value> = docs[2]["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("testdata/synthetic/captures.tar.gz!")
+        })
+        .collect();
+    assert_eq!(members.len(), 3, "the tarball's members stay together");
+}
+
+#[test]
+fn shards_with_damage_and_inputs_named_twice_merge_too() {
+    let dir = scratch("shard-damaged");
+    // Damaged captures: a shard that holds one exits 1, the single run too; the merge reads
+    // every document and exits 0. A file named again after its folder is an input twice.
+    let inputs = [
+        "testdata/synthetic",
+        "testdata/damaged",
+        "testdata/real/two-interfaces.pcapng",
+        "testdata/real",
+    ];
+    map_sharded(&dir, &inputs, 2, 1);
+    let out = run(&[
+        "-q",
+        "map",
+        "--merge",
+        "--format",
+        "json",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == std::fs::read(dir.join("full.json")).unwrap());
+}
+
+#[test]
+fn shard_usage_mistakes_exit_2() {
+    for bad in ["3/3", "0/0", "1", "-1/3", "$(JOB_COMPLETION_INDEX)/3"] {
+        let out = run(&["map", "--shard", bad, "testdata/synthetic"]);
+        assert_eq!(out.status.code(), Some(2), "--shard {bad}");
+    }
+    let out = run(&["map", "--shard", "0/2", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin"));
+    assert_eq!(
+        run(&["map", "--merge", "--shard", "0/2", "x.json"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(run(&["map", "--merge"]).status.code(), Some(2));
+}
+
+/// A document written as gophercap writes it (what --merge reads).
+fn write_doc(path: &std::path::Path, catalog: &gophercap::catalog::Catalog) {
+    let mut text = Vec::new();
+    gophercap::output::json::write_pretty(&mut text, catalog, 0).unwrap();
+    text.push(b'\n');
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn merge_refuses_documents_that_do_not_make_one_run() {
+    use gophercap::catalog::Catalog;
+    let dir = scratch("shard-refused");
+    map_sharded(&dir, &["testdata/synthetic"], 3, 0);
+    let shard = |k: u32| dir.join(format!("shard-{k}.json"));
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let refuse = |files: &[String], needle: &str| {
+        let mut args = vec!["-q", "map", "--merge", "--format", "json"];
+        args.extend(files.iter().map(String::as_str));
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{files:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing is written");
+        assert!(stderr.contains(needle), "{files:?}: {stderr}");
+    };
+    let (s0, s1, s2) = (path(&shard(0)), path(&shard(1)), path(&shard(2)));
+
+    refuse(&[s0.clone(), s1.clone()], "shard 2/3 missing");
+    refuse(
+        &[s0.clone(), s1.clone(), s1.clone(), s2.clone()],
+        &format!("{s1} and {s1} are both shard 1/3"),
+    );
+    let missing = path(&dir.join("nowhere.json"));
+    refuse(
+        &[s0.clone(), missing.clone()],
+        &format!("{missing}: no such file"),
+    );
+
+    let garbage = dir.join("bad/garbage.json");
+    write(&garbage, b"not json at all");
+    refuse(
+        &[s0.clone(), path(&garbage)],
+        &format!("{}: not a gophercap map document", path(&garbage)),
+    );
+    // In a folder too: only map documents without a shard section are passed over.
+    refuse(
+        &[path(&dir.join("bad"))],
+        "garbage.json: not a gophercap map document",
+    );
+
+    // The single run's document, named: not a shard.
+    let full = path(&dir.join("full.json"));
+    refuse(
+        std::slice::from_ref(&full),
+        &format!("{full}: not a shard document"),
+    );
+
+    // Another format version.
+    let mut doc = read_doc(&shard(1));
+    doc["shard"]["version"] = 2.into();
+    let v2 = dir.join("other/v2.json");
+    write(&v2, &serde_json::to_vec_pretty(&doc).unwrap());
+    refuse(
+        &[s0.clone(), path(&v2), s2.clone()],
+        &format!("{}: shard document format version 2", path(&v2)),
+    );
+
+    // Edited (here: written compact): not what this gophercap writes.
+    let compact = dir.join("other/compact.json");
+    let doc = read_doc(&shard(1));
+    write(&compact, &serde_json::to_vec(&doc).unwrap());
+    refuse(
+        &[s0.clone(), path(&compact), s2.clone()],
+        &format!(
+            "{}: not a shard document as this gophercap writes it",
+            path(&compact)
+        ),
+    );
+
+    // The same input in two shards.
+    let zero: Catalog = serde_json::from_slice(&std::fs::read(shard(0)).unwrap()).unwrap();
+    let mut one: Catalog = serde_json::from_slice(&std::fs::read(shard(1)).unwrap()).unwrap();
+    let taken = zero.shard.as_ref().unwrap().inputs[0].clone();
+    assert_eq!(taken.captures, 1);
+    one.captures
+        .extend(zero.captures.iter().find(|c| c.path == taken.path).cloned());
+    one.inputs
+        .extend(zero.inputs.iter().find(|s| s.path == taken.path).cloned());
+    one.shard.as_mut().unwrap().inputs.push(taken.clone());
+    let twice = dir.join("other/twice.json");
+    write_doc(&twice, &one);
+    refuse(
+        &[s0.clone(), path(&twice), s2.clone()],
+        &format!("{} is in both {s0} and {}", taken.path, path(&twice)),
+    );
+
+    // Shards of two runs over different inputs.
+    let other = scratch("shard-refused-other");
+    map_sharded(&other, &["testdata/real"], 3, 0);
+    refuse(
+        &[s0.clone(), s1.clone(), path(&other.join("shard-2.json"))],
+        "not the same run",
+    );
+}

@@ -9,6 +9,7 @@ use crate::output::csv::CsvRecords;
 use crate::output::json::write_pretty;
 use crate::output::table::write_table;
 use crate::output::{Flush, JsonLines};
+use crate::shard::{SHARD_FORMAT_VERSION, ShardDocument, ShardInfo, ShardInput, ShardSpec};
 use crate::source::input::{InputError, expand, open_input};
 use crate::source::{InputKind, OpenedInput, Selection, SourceError};
 use anyhow::Context;
@@ -58,6 +59,15 @@ pub struct MapArgs {
     /// Only count packets that match this BPF expression.
     #[arg(short = 'f', long, value_name = "EXPR")]
     pub filter: Option<String>,
+    /// Map only shard K of N (K from 0 to N-1, as Kubernetes' JOB_COMPLETION_INDEX): the
+    /// inputs (files, whole tarballs) whose path hashes to K. The document says which shard it
+    /// is, for --merge.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ShardSpec>,
+    /// The inputs are the shard documents of one run (files, or folders of *.json): join them
+    /// into the document a single run over all the captures writes.
+    #[arg(long, conflicts_with_all = ["shard", "update", "filter"])]
+    pub merge: bool,
 }
 
 /// Validated options: the engine never sees clap types.
@@ -69,12 +79,18 @@ struct MapOptions {
     format: Option<MapFormat>,
     update: bool,
     filter: Option<String>,
+    shard: Option<ShardSpec>,
 }
 
 impl MapOptions {
     fn from_args(args: &MapArgs) -> Result<Self, UsageError> {
         let mut inputs = args.inputs.clone();
         inputs.extend(args.dir_src.clone());
+        if inputs.is_empty() && args.merge {
+            return Err(UsageError(
+                "map --merge: no inputs; name shard documents or folders of them".into(),
+            ));
+        }
         if inputs.is_empty() {
             return Err(UsageError(
                 "map: no inputs; name captures, folders or tarballs, or --dir-src".into(),
@@ -111,6 +127,7 @@ impl MapOptions {
             format,
             update: args.update,
             filter: args.filter.clone(),
+            shard: args.shard,
         })
     }
 }
@@ -326,13 +343,179 @@ fn write_summary_table(catalog: &Catalog, out: &mut dyn Write) -> anyhow::Result
     Ok(())
 }
 
+/// The document to `--dump-json PATH` and in `--format` to stdout.
+fn write_outputs(
+    catalog: &Catalog,
+    dump_json: Option<&Path>,
+    format: Option<MapFormat>,
+) -> anyhow::Result<()> {
+    if let Some(path) = dump_json {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        write_catalog(catalog, MapFormat::Json, &mut w)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(format) = format {
+        let mut out = std::io::stdout().lock();
+        write_catalog(catalog, format, &mut out)?;
+    }
+    Ok(())
+}
+
+/// Just enough of a document to tell a shard document, and its version, before reading it all.
+#[derive(serde::Deserialize)]
+struct Probe {
+    shard: Option<ProbeShard>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeShard {
+    version: u32,
+}
+
+/// Read one shard document; `None` for a map document without a shard section found in a
+/// folder (the merged document itself, written beside its shards), which is passed over.
+fn read_shard_document(path: &Path, in_folder: bool) -> anyhow::Result<Option<ShardDocument>> {
+    let name = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(UsageError(format!("{name}: no such file or folder")).into());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(UsageError(format!("{name}: not a gophercap map document: {e}")).into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
+    };
+    let not_a_document =
+        |e: serde_json::Error| UsageError(format!("{name}: not a gophercap map document: {e}"));
+    let probe: Probe = serde_json::from_str(&text).map_err(not_a_document)?;
+    match probe.shard {
+        Some(shard) if shard.version != SHARD_FORMAT_VERSION => {
+            return Err(UsageError(format!(
+                "{name}: shard document format version {}; this gophercap reads version \
+                 {SHARD_FORMAT_VERSION}",
+                shard.version
+            ))
+            .into());
+        }
+        Some(_) => {}
+        None => {
+            let catalog = serde_json::from_str::<Catalog>(&text);
+            if in_folder && catalog.is_ok() {
+                tracing::debug!(path = %name, "a map document without a shard section; passed over");
+                return Ok(None);
+            }
+            catalog.map_err(not_a_document)?;
+            return Err(UsageError(format!(
+                "{name}: not a shard document (map --shard K/N --dump-json writes them)"
+            ))
+            .into());
+        }
+    }
+    let catalog: Catalog = serde_json::from_str(&text).map_err(not_a_document)?;
+    // What is merged must be what this gophercap wrote: a document that does not come back
+    // the same (another version's fields or numbers, or edited) could not merge into the
+    // document a single run writes.
+    let mut again = Vec::new();
+    write_catalog(&catalog, MapFormat::Json, &mut again)?;
+    if again != text.as_bytes() {
+        return Err(UsageError(format!(
+            "{name}: not a shard document as this gophercap writes it (another version's, or \
+             edited)"
+        ))
+        .into());
+    }
+    Ok(Some(ShardDocument { name, catalog }))
+}
+
+/// `map --merge`: the shard documents named (files, or every `*.json` in a folder) joined.
+fn run_merge(options: &MapOptions, global: &GlobalArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let mut documents = Vec::new();
+    for input in &options.inputs {
+        let meta = std::fs::metadata(input).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::Error::new(UsageError(format!(
+                "{}: no such file or folder",
+                input.display()
+            ))),
+            _ => anyhow::Error::new(e).context(format!("cannot read {}", input.display())),
+        })?;
+        if meta.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("cannot read {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+                .collect();
+            files.sort();
+            for file in files {
+                documents.extend(read_shard_document(&file, true)?);
+            }
+        } else {
+            documents.extend(read_shard_document(input, false)?);
+        }
+    }
+    let read = documents.len();
+    let catalog = crate::shard::merge(documents).map_err(|e| UsageError(e.to_string()))?;
+    write_outputs(&catalog, options.dump_json.as_deref(), options.format)?;
+    let damaged = catalog
+        .captures
+        .iter()
+        .filter(|c| c.error.is_some())
+        .count();
+    let packets: u64 = catalog.captures.iter().map(|c| c.packets).sum();
+    let bytes: u64 = catalog.captures.iter().map(|c| c.bytes_captured).sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    if !global.quiet && global.log_format == LogFormat::Text {
+        eprintln!(
+            "merged {read} shard documents: {} captures, {} packets, {} bytes in {:.3} s; {} \
+             damaged",
+            catalog.captures.len(),
+            packets,
+            bytes,
+            elapsed,
+            damaged
+        );
+    }
+    tracing::info!(
+        shards = read,
+        captures = catalog.captures.len(),
+        packets,
+        bytes,
+        damaged,
+        elapsed_s = elapsed,
+        "merge finished"
+    );
+    // The merge's own inputs are the documents, and they were all read: the damage in the
+    // captures was reported by the shards' runs and stays in the document.
+    Ok(Outcome::default())
+}
+
 pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let options = MapOptions::from_args(args)?;
+    if args.merge {
+        return run_merge(&options, global);
+    }
     let started = Instant::now();
     let inputs = expand(&options.inputs, &options.selection).map_err(|e| match e {
         InputError::Missing { .. } => anyhow::Error::new(UsageError(e.to_string())),
         InputError::Io { .. } => anyhow::Error::new(e),
     })?;
+    let inputs_total = inputs.len() as u64;
+    // Each input with its place in the whole run, for --merge to put the shards back in order.
+    let inputs: Vec<(u64, InputKind)> = match options.shard {
+        None => (0..).zip(inputs).collect(),
+        Some(shard) => {
+            if inputs.iter().any(|i| matches!(i, InputKind::Stdin)) {
+                return Err(UsageError("--shard: stdin (-) cannot be sharded".into()).into());
+            }
+            (0..)
+                .zip(inputs)
+                .filter(|(_, input)| shard.holds(&input.display_name()))
+                .collect()
+        }
+    };
     let previous = match (&options.dump_json, options.update) {
         (Some(path), true) => Previous::load(path)?,
         _ => None,
@@ -345,7 +528,7 @@ pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let mapped: Vec<Mapped> = pool.install(|| {
         inputs
             .par_iter()
-            .map(|input| {
+            .map(|(_, input)| {
                 let m = map_input(input, &options, previous.as_ref());
                 bar.inc(1);
                 m
@@ -355,22 +538,25 @@ pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     bar.finish_and_clear();
     let mut captures = Vec::new();
     let mut stamps = Vec::new();
-    for m in mapped {
+    let mut placed = Vec::new();
+    for ((position, input), m) in inputs.iter().zip(mapped) {
+        placed.push(ShardInput {
+            position: *position,
+            path: input.display_name(),
+            captures: m.captures.len() as u64,
+        });
         captures.extend(m.captures);
         stamps.extend(m.stamp);
     }
-    let catalog = Catalog::new(captures, stamps);
-    if let Some(path) = &options.dump_json {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        write_catalog(&catalog, MapFormat::Json, &mut w)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(format) = options.format {
-        let mut out = std::io::stdout().lock();
-        write_catalog(&catalog, format, &mut out)?;
-    }
+    let mut catalog = Catalog::new(captures, stamps);
+    catalog.shard = options.shard.map(|shard| ShardInfo {
+        version: SHARD_FORMAT_VERSION,
+        index: shard.index,
+        count: shard.count,
+        inputs_total,
+        inputs: placed,
+    });
+    write_outputs(&catalog, options.dump_json.as_deref(), options.format)?;
     let damaged = catalog
         .captures
         .iter()
@@ -380,8 +566,14 @@ pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let bytes: u64 = catalog.captures.iter().map(|c| c.bytes_captured).sum();
     let elapsed = started.elapsed().as_secs_f64();
     if !global.quiet && global.log_format == LogFormat::Text {
+        let share = options.shard.map_or(String::new(), |shard| {
+            format!(
+                " (shard {shard}: {} of {inputs_total} inputs)",
+                inputs.len()
+            )
+        });
         eprintln!(
-            "mapped {} captures: {} packets, {} bytes in {:.3} s; {} damaged",
+            "mapped {} captures: {} packets, {} bytes in {:.3} s; {} damaged{share}",
             catalog.captures.len(),
             packets,
             bytes,
