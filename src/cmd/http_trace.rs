@@ -14,7 +14,7 @@ use crate::output::json::{JsonError, TextOrBase64, write_compact};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run as run_pipeline};
 use crate::proto::http::{
     Direction, HttpConfig, HttpConnection, HttpEvent, HttpMessage, HttpSink, HttpStats,
-    HttpTracker, Peer, Problem, ProblemKind, WebSocketMessage,
+    HttpTracker, MAX_PENDING_REQUESTS, Peer, Problem, ProblemKind, WebSocketMessage,
 };
 use crate::reassembly::{StreamConfig, StreamHandler};
 use crate::sink::post::{PostConfig, PostSink, PostStats};
@@ -226,6 +226,8 @@ struct Filters {
     pending: HashMap<u64, Vec<(i64, bool)>>,
     /// Per connection, the verdict of its latest request (for WebSocket messages).
     latest: HashMap<u64, bool>,
+    /// Verdicts held in `pending` and `latest` together.
+    held: usize,
 }
 
 /// Verdicts kept at most: a capture of abandoned requests must not grow this without bound.
@@ -254,18 +256,25 @@ impl Filters {
         if !self.any() {
             return true;
         }
-        if self.pending.len() + self.latest.len() > MAX_FILTER_VERDICTS {
+        if self.held > MAX_FILTER_VERDICTS {
             self.pending.clear();
             self.latest.clear();
+            self.held = 0;
         }
         match event {
             HttpEvent::Message(m) if m.direction == Direction::Request => {
                 let verdict = self.request_passes(m);
-                self.pending
-                    .entry(m.connection)
-                    .or_default()
-                    .push((m.timestamp_ns, verdict));
-                self.latest.insert(m.connection, verdict);
+                let waiting = self.pending.entry(m.connection).or_default();
+                // The tracker forgets the oldest unanswered request at its cap: so do we.
+                if waiting.len() == MAX_PENDING_REQUESTS {
+                    waiting.remove(0);
+                    self.held -= 1;
+                }
+                waiting.push((m.timestamp_ns, verdict));
+                self.held += 1;
+                if self.latest.insert(m.connection, verdict).is_none() {
+                    self.held += 1;
+                }
                 verdict
             }
             HttpEvent::Message(m) => {
@@ -282,6 +291,7 @@ impl Filters {
                     && m.status_code.is_none_or(|s| s >= 200 || s == 101)
                 {
                     waiting.remove(i);
+                    self.held -= 1;
                 }
                 if waiting.is_empty() {
                     self.pending.remove(&m.connection);
@@ -855,6 +865,7 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
             user_agent: args.user_agent.clone(),
             pending: HashMap::new(),
             latest: HashMap::new(),
+            held: 0,
         },
         redact,
         written: 0,
@@ -1032,6 +1043,7 @@ mod tests {
                 user_agent: None,
                 pending: HashMap::new(),
                 latest: HashMap::new(),
+                held: 0,
             },
             redact: redact.iter().map(|s| s.to_lowercase()).collect(),
             written: 0,
@@ -1087,6 +1099,24 @@ mod tests {
         response.request.as_mut().unwrap().timestamp_ns = 5_000_000;
         assert!(!o.filters.passes(&HttpEvent::Message(response)));
         assert!(o.filters.pending.is_empty());
+    }
+
+    #[test]
+    fn unanswered_requests_hold_at_most_the_trackers_cap_of_verdicts() {
+        let mut o = outputs(&[]);
+        o.filters.method = Some(Regex::new("GET").unwrap());
+        for i in 0..3 * MAX_PENDING_REQUESTS as i64 {
+            let request = message(Direction::Request, 1_000 + i);
+            assert!(o.filters.passes(&HttpEvent::Message(request)));
+        }
+        assert_eq!(o.filters.pending[&7].len(), MAX_PENDING_REQUESTS);
+        assert_eq!(o.filters.held, MAX_PENDING_REQUESTS + 1);
+        // The newest request still pairs with its response.
+        let mut response = message(Direction::Response, 9_000_000);
+        response.request.as_mut().unwrap().timestamp_ns =
+            1_000 + 3 * MAX_PENDING_REQUESTS as i64 - 1;
+        assert!(o.filters.passes(&HttpEvent::Message(response)));
+        assert_eq!(o.filters.held, MAX_PENDING_REQUESTS);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use event::{
     Direction, HttpEvent, HttpMessage, PairedRequest, Peer, Problem, ProblemKind, WebSocketMessage,
     opcode_name,
 };
-pub use tracker::{HttpConnection, HttpStats, HttpTracker};
+pub use tracker::{HttpConnection, HttpStats, HttpTracker, MAX_PENDING_REQUESTS};
 
 /// What the tracker reads and keeps.
 #[derive(Clone, Debug, PartialEq)]

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 
 /// Requests waiting for their response, per connection: a capture of one direction only must
 /// not grow without bound.
-const MAX_PENDING_REQUESTS: usize = 1024;
+pub const MAX_PENDING_REQUESTS: usize = 1024;
 
 /// Counters of one tracker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
