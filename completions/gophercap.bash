@@ -794,7 +794,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__webhook)
-            opts="-v -q -h -V --tls-cert --tls-key --listen --image --image-pull-policy --interface --output-url --output-token-secret --sidecar-metrics-port --cpu-request --cpu-limit --memory-request --memory-limit --metrics-addr --verbose --quiet --log-format --config --help --version certs help"
+            opts="-v -q -h -V --tls-cert --tls-key --listen --image --image-pull-policy --interface --output-url --output-token-secret --sidecar-metrics-port --cpu-request --cpu-limit --memory-request --memory-limit --sidecar-max-connections --sidecar-max-body-size --sidecar-max-reassembly-mb --metrics-addr --verbose --quiet --log-format --config --help --version certs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,6 +849,18 @@ _gophercap() {
                     return 0
                     ;;
                 --memory-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sidecar-max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sidecar-max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sidecar-max-reassembly-mb)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -224,7 +224,10 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __f
 complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l cpu-request -d 'The sidecar\'s CPU request' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l cpu-limit -d 'The sidecar\'s CPU limit (none unless given)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l memory-request -d 'The sidecar\'s memory request' -r
-complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l memory-limit -d 'The sidecar\'s memory limit (what http-trace\'s defaults need at most; see the README\'s sizing)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l memory-limit -d 'The sidecar\'s memory limit (by default what its limits below need at most, by the README\'s sizing formula, and a quarter more)' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l sidecar-max-connections -d 'The sidecar\'s --max-concurrent-connections' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l sidecar-max-body-size -d 'The sidecar\'s --max-body-size' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l sidecar-max-reassembly-mb -d 'The sidecar\'s --max-reassembly-mb' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l metrics-addr -d 'Serve Prometheus metrics on /metrics, with /healthz and /readyz (ready once the capture is open), at this address: HOST:PORT, [IPv6]:PORT or :PORT. Off unless given' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand webhook; and not __fish_seen_subcommand_from certs help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"

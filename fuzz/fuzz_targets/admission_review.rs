@@ -15,11 +15,12 @@ fuzz_target!(|data: &[u8]| {
         output_url: None,
         token_secret: None,
         metrics_port: 9100,
+        limits: Default::default(),
         resources: Resources {
             cpu_request: "50m".into(),
             cpu_limit: None,
             memory_request: "64Mi".into(),
-            memory_limit: "320Mi".into(),
+            memory_limit: None,
         },
     };
     match review(data, &config) {

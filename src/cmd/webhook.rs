@@ -6,6 +6,7 @@ use super::{Outcome, UsageError};
 use crate::k8s::admission::review;
 use crate::k8s::certs;
 use crate::k8s::inject::{InjectionConfig, Resources, SecretRef};
+use crate::k8s::sizing::SidecarLimits;
 use crate::metrics::webhook::WebhookMetrics;
 use crate::metrics::{self, Exposition};
 use crate::server::tls::{TlsFiles, server_config};
@@ -84,10 +85,19 @@ pub struct ServeArgs {
     /// The sidecar's memory request.
     #[arg(long, value_name = "QTY", default_value = "64Mi")]
     pub memory_request: String,
-    /// The sidecar's memory limit (what http-trace's defaults need at most; see the README's
-    /// sizing).
-    #[arg(long, value_name = "QTY", default_value = "320Mi")]
-    pub memory_limit: String,
+    /// The sidecar's memory limit (by default what its limits below need at most, by the
+    /// README's sizing formula, and a quarter more).
+    #[arg(long, value_name = "QTY")]
+    pub memory_limit: Option<String>,
+    /// The sidecar's --max-concurrent-connections.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub sidecar_max_connections: u64,
+    /// The sidecar's --max-body-size.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub sidecar_max_body_size: u64,
+    /// The sidecar's --max-reassembly-mb.
+    #[arg(long, value_name = "MB", default_value_t = 32)]
+    pub sidecar_max_reassembly_mb: u64,
     #[command(flatten)]
     pub metrics: super::capture_input::MetricsArgs,
 }
@@ -157,6 +167,11 @@ fn injection_config(args: &ServeArgs) -> anyhow::Result<InjectionConfig> {
             cpu_limit: args.cpu_limit.clone(),
             memory_request: args.memory_request.clone(),
             memory_limit: args.memory_limit.clone(),
+        },
+        limits: SidecarLimits {
+            max_connections: args.sidecar_max_connections,
+            max_body_size: args.sidecar_max_body_size,
+            max_reassembly_mb: args.sidecar_max_reassembly_mb,
         },
     })
 }

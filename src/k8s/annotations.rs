@@ -19,6 +19,10 @@ pub const CPU_REQUEST: &str = "gophercap.io/cpu-request";
 pub const CPU_LIMIT: &str = "gophercap.io/cpu-limit";
 pub const MEMORY_REQUEST: &str = "gophercap.io/memory-request";
 pub const MEMORY_LIMIT: &str = "gophercap.io/memory-limit";
+/// Annotations: the sidecar's limits (and so its memory limit, unless that is given).
+pub const MAX_CONNECTIONS: &str = "gophercap.io/max-concurrent-connections";
+pub const MAX_BODY_SIZE: &str = "gophercap.io/max-body-size";
+pub const MAX_REASSEMBLY_MB: &str = "gophercap.io/max-reassembly-mb";
 
 /// What a pod's annotations ask for, each value checked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,6 +36,9 @@ pub struct PodAnnotations {
     pub cpu_limit: Option<String>,
     pub memory_request: Option<String>,
     pub memory_limit: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_body_size: Option<u64>,
+    pub max_reassembly_mb: Option<u64>,
     /// One per malformed annotation, naming it and its value.
     pub warnings: Vec<String>,
 }
@@ -81,6 +88,20 @@ impl PodAnnotations {
         let cpu_limit = take(CPU_LIMIT, &check_quantity);
         let memory_request = take(MEMORY_REQUEST, &check_quantity);
         let memory_limit = take(MEMORY_LIMIT, &check_quantity);
+        let count = |v: &str| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(drop)
+                .ok_or_else(|| "not a whole number above 0".to_owned())
+        };
+        let max_connections = take(MAX_CONNECTIONS, &count);
+        let max_body_size = take(MAX_BODY_SIZE, &|v| {
+            v.parse::<u64>()
+                .map(drop)
+                .map_err(|_| "not a whole number".to_owned())
+        });
+        let max_reassembly_mb = take(MAX_REASSEMBLY_MB, &count);
         read.ports = ports.map(|v| parse_ports(&v).unwrap_or_default());
         read.interface = interface;
         read.output_url = output_url;
@@ -90,6 +111,9 @@ impl PodAnnotations {
         read.cpu_limit = cpu_limit;
         read.memory_request = memory_request;
         read.memory_limit = memory_limit;
+        read.max_connections = max_connections.and_then(|v| v.parse().ok());
+        read.max_body_size = max_body_size.and_then(|v| v.parse().ok());
+        read.max_reassembly_mb = max_reassembly_mb.and_then(|v| v.parse().ok());
         read
     }
 }

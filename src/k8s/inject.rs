@@ -4,6 +4,7 @@
 //! block the pod: they leave it as it is, or fall back to the defaults, with a warning.
 
 use super::annotations::{self, PodAnnotations};
+use super::sizing::SidecarLimits;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{
@@ -44,7 +45,8 @@ pub struct Resources {
     pub cpu_request: String,
     pub cpu_limit: Option<String>,
     pub memory_request: String,
-    pub memory_limit: String,
+    /// None: from the sizing formula and the sidecar's limits.
+    pub memory_limit: Option<String>,
 }
 
 /// The injector's defaults, which a pod's annotations override.
@@ -59,6 +61,8 @@ pub struct InjectionConfig {
     pub token_secret: Option<SecretRef>,
     pub metrics_port: u16,
     pub resources: Resources,
+    /// The sidecar's connection, body and reassembly limits.
+    pub limits: SidecarLimits,
 }
 
 /// What to do with one pod.
@@ -254,6 +258,20 @@ fn sidecar(
 ) -> Container {
     let output_url = wanted.output_url.clone().or(config.output_url.clone());
     let stdout = wanted.output_stdout.unwrap_or(output_url.is_none());
+    let limits = SidecarLimits {
+        max_connections: wanted
+            .max_connections
+            .unwrap_or(config.limits.max_connections),
+        max_body_size: wanted.max_body_size.unwrap_or(config.limits.max_body_size),
+        max_reassembly_mb: wanted
+            .max_reassembly_mb
+            .unwrap_or(config.limits.max_reassembly_mb),
+    };
+    let memory_limit = wanted
+        .memory_limit
+        .clone()
+        .or(config.resources.memory_limit.clone())
+        .unwrap_or_else(|| limits.memory_limit(output_url.is_some()));
     let mut env = vec![
         value("PORTS", join(ports)),
         value(
@@ -302,24 +320,23 @@ fn sidecar(
             quantity(&wanted.memory_request, &r.memory_request),
         ),
     ]);
-    let mut limits = BTreeMap::from([(
-        "memory".to_owned(),
-        quantity(&wanted.memory_limit, &r.memory_limit),
-    )]);
+    let mut quantity_limits = BTreeMap::from([("memory".to_owned(), Quantity(memory_limit))]);
     if let Some(cpu) = wanted.cpu_limit.as_ref().or(r.cpu_limit.as_ref()) {
-        limits.insert("cpu".into(), Quantity(cpu.clone()));
+        quantity_limits.insert("cpu".into(), Quantity(cpu.clone()));
     }
     // A request above its limit would make the pod invalid: the limit wins.
     if annotations::quantity_bytes(&requests["memory"].0)
-        > annotations::quantity_bytes(&limits["memory"].0)
+        > annotations::quantity_bytes(&quantity_limits["memory"].0)
     {
-        requests.insert("memory".into(), limits["memory"].clone());
+        requests.insert("memory".into(), quantity_limits["memory"].clone());
     }
+    let mut args = vec!["http-trace".to_owned()];
+    args.extend(limits.flags());
     Container {
         name: CONTAINER.into(),
         image: Some(config.image.clone()),
         image_pull_policy: config.image_pull_policy.clone(),
-        args: Some(vec!["http-trace".into()]),
+        args: Some(args),
         env: Some(env),
         ports: Some(vec![ContainerPort {
             name: Some("gc-metrics".into()),
@@ -332,7 +349,7 @@ fn sidecar(
         liveness_probe: Some(http_probe("/healthz", metrics_port)),
         resources: Some(ResourceRequirements {
             requests: Some(requests),
-            limits: Some(limits),
+            limits: Some(quantity_limits),
             ..ResourceRequirements::default()
         }),
         security_context: Some(security_context()),

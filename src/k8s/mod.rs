@@ -6,6 +6,7 @@ pub mod admission;
 pub mod annotations;
 pub mod certs;
 pub mod inject;
+pub mod sizing;
 
 #[cfg(test)]
 mod tests;

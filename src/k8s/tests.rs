@@ -10,11 +10,12 @@ fn config() -> InjectionConfig {
         output_url: None,
         token_secret: None,
         metrics_port: 9100,
+        limits: Default::default(),
         resources: Resources {
             cpu_request: "50m".into(),
             cpu_limit: None,
             memory_request: "64Mi".into(),
-            memory_limit: "256Mi".into(),
+            memory_limit: None,
         },
     }
 }
@@ -83,7 +84,15 @@ fn a_controller_made_pod_without_name_or_annotations_gets_the_sidecar() {
     );
     let c = sidecar(&pod);
     assert_eq!(c["image"], "registry.example/gophercap:0.1.0");
-    assert_eq!(c["args"], json!(["http-trace"]));
+    assert_eq!(
+        c["args"],
+        json!([
+            "http-trace",
+            "--max-concurrent-connections=2000",
+            "--max-body-size=65536",
+            "--max-reassembly-mb=32"
+        ])
+    );
     assert_eq!(env(c, "PORTS")["value"], "8080", "the TCP port only");
     assert_eq!(env(c, "INTERFACE")["value"], "eth0");
     assert_eq!(env(c, "OUTPUT_STDOUT")["value"], "true");
@@ -108,7 +117,10 @@ fn a_controller_made_pod_without_name_or_annotations_gets_the_sidecar() {
     );
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["runAsUser"], 0);
-    assert_eq!(c["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(
+        c["resources"]["limits"]["memory"], "344Mi",
+        "the sizing formula for the default limits, not posting"
+    );
     assert_eq!(c["ports"][0]["containerPort"], 9100);
     assert!(
         c.get("readinessProbe").is_none(),
@@ -200,7 +212,7 @@ fn a_malformed_annotation_falls_back_to_the_default_and_warns() {
     assert_eq!(outcome, Outcome::Injected);
     assert_eq!(
         sidecar(&patched.unwrap())["resources"]["limits"]["memory"],
-        "256Mi"
+        "344Mi"
     );
     let warning = answer["response"]["warnings"][0].as_str().unwrap();
     assert!(
@@ -233,4 +245,36 @@ fn what_is_not_an_admission_review_is_an_error() {
             String::from_utf8_lossy(body)
         );
     }
+}
+
+#[test]
+fn the_limits_annotations_set_the_flags_and_the_memory_follows() {
+    let mut request = fixture("deployment-pod.json");
+    request["request"]["object"]["metadata"]["annotations"] = json!({
+        "gophercap.io/max-body-size": "1048576",
+        "gophercap.io/max-concurrent-connections": "500"
+    });
+    let (_, patched, _) = answer(&request);
+    let pod = patched.unwrap();
+    let c = sidecar(&pod);
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--max-body-size=1048576"), "{args:?}");
+    assert!(
+        args.contains(&"--max-concurrent-connections=500"),
+        "{args:?}"
+    );
+    let limits = super::sizing::SidecarLimits {
+        max_connections: 500,
+        max_body_size: 1 << 20,
+        max_reassembly_mb: 32,
+    };
+    assert_eq!(
+        c["resources"]["limits"]["memory"],
+        limits.memory_limit(false)
+    );
 }
