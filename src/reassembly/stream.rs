@@ -182,12 +182,19 @@ impl Stream {
     /// Keep `payload` at `start` among the early segments, resolving overlaps by policy.
     fn store_early(&mut self, start: u64, payload: &[u8], config: &StreamConfig) {
         let end = start + payload.len() as u64;
-        // Existing segments that overlap [start, end).
-        let overlapping: Vec<u64> = self
+        // Existing segments that overlap [start, end). They never overlap each other, so only
+        // the last one starting before `start` can reach into it from the left: a lookup, not
+        // a scan of every held segment (thousands of tiny segments behind a hole would make
+        // each insert cost them all).
+        let before = self
             .early
-            .range(..end)
+            .range(..start)
+            .next_back()
             .filter(|(s, d)| *s + d.len() as u64 > start)
-            .map(|(s, _)| *s)
+            .map(|(s, _)| *s);
+        let overlapping: Vec<u64> = before
+            .into_iter()
+            .chain(self.early.range(start..end).map(|(s, _)| *s))
             .collect();
         let mut merged_start = start;
         let mut merged: Vec<u8> = payload.to_vec();
