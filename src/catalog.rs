@@ -2,7 +2,6 @@
 //! back (GopherCap's map document). Counts follow capinfos: the first and last time are the
 //! earliest and latest packet times, "bytes original" is its data size.
 
-use crate::shard::ShardInfo;
 use crate::source::{
     CaptureFormat, CaptureReader, Compression, LinkType, Packet, Source, SourceError,
 };
@@ -330,6 +329,32 @@ impl Catalog {
             shard: None,
         }
     }
+}
+
+/// What a shard document adds to the map document: enough to merge it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// [`crate::shard::SHARD_FORMAT_VERSION`].
+    pub version: u32,
+    /// This shard, from 0.
+    pub index: u32,
+    /// How many shards the run was cut into.
+    pub count: u32,
+    /// How many inputs the whole run named (after folder walks), over all shards.
+    pub inputs_total: u64,
+    /// This shard's inputs in order: where each stands in the whole run and what it gave.
+    pub inputs: Vec<ShardInput>,
+}
+
+/// One input of a shard: a file or a whole tarball.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInput {
+    /// Its place (from 0) among the whole run's inputs.
+    pub position: u64,
+    pub path: String,
+    /// How many entries of `captures` it gave (the members of a tarball; none for a file a
+    /// folder walk passed over).
+    pub captures: u64,
 }
 
 #[cfg(test)]

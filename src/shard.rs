@@ -15,7 +15,6 @@
 //! which makes the merged document the one an unsharded run writes, byte for byte.
 
 use crate::catalog::{CaptureSummary, Catalog, InputStamp};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -98,32 +97,6 @@ pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
 /// The shard (from 0) of `count` that the input named `path` belongs to.
 pub fn shard_of(path: &str, count: u32) -> u32 {
     jump_consistent_hash(fnv1a64(path.as_bytes()), count.max(1))
-}
-
-/// What a shard document adds to the map document: enough to merge it back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardInfo {
-    /// [`SHARD_FORMAT_VERSION`].
-    pub version: u32,
-    /// This shard, from 0.
-    pub index: u32,
-    /// How many shards the run was cut into.
-    pub count: u32,
-    /// How many inputs the whole run named (after folder walks), over all shards.
-    pub inputs_total: u64,
-    /// This shard's inputs in order: where each stands in the whole run and what it gave.
-    pub inputs: Vec<ShardInput>,
-}
-
-/// One input of a shard: a file or a whole tarball.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardInput {
-    /// Its place (from 0) among the whole run's inputs.
-    pub position: u64,
-    pub path: String,
-    /// How many entries of `captures` it gave (the members of a tarball; none for a file a
-    /// folder walk passed over).
-    pub captures: u64,
 }
 
 /// A shard document and the name it goes by in messages (its file).

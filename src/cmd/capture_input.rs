@@ -152,7 +152,8 @@ pub fn open_live(
         source.set_filter(expression).map_err(UsageError)?;
     }
     if let Some(metrics) = metrics {
-        source.publish_to(Arc::clone(metrics));
+        let metrics = Arc::clone(metrics);
+        source.publish_to(move |counts| metrics.publish_capture(counts));
     }
     if let Some(user) = &live.user {
         drop_to_user(user)?;

@@ -5,6 +5,7 @@
 
 use crate::server::{self, Handler, Request, Response, Server, ServerError};
 use crate::sink::post::PostStats;
+use crate::source::CaptureCounts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -64,14 +65,6 @@ pub struct Metrics {
     output_dropped_bytes: [Counter; 5],
     post_retries: Counter,
     post_failures: Counter,
-}
-
-/// What libpcap counted, widened past its 32-bit wrap by the source.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CaptureCounts {
-    pub received: u64,
-    pub dropped: u64,
-    pub interface_dropped: u64,
 }
 
 /// Bytes that forwarding outputs (tap's) dropped, by reason.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::pipeline::PipelineStats;
+use crate::source::CaptureCounts;
 use std::io::{Read, Write};
 
 /// The value of one sample line (`name{labels} value`) in the exposition text.

@@ -2,7 +2,7 @@
 //! Packets are copied once out of libpcap's ring into a reused buffer, so the borrow-based
 //! [`Source`] contract holds without per-packet allocation.
 
-use super::{LinkType, Packet, Source, SourceError, SourceErrorKind};
+use super::{CaptureCounts, LinkType, Packet, Source, SourceError, SourceErrorKind};
 use serde::Serialize;
 
 /// How to open an interface.
@@ -105,10 +105,10 @@ struct Health {
 
 /// libpcap's counters as last published: its 32-bit counts widened across their wrap.
 struct Published {
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    to: Box<dyn FnMut(CaptureCounts)>,
     next: std::time::Instant,
     raw: (u32, u32, u32),
-    totals: crate::metrics::CaptureCounts,
+    totals: CaptureCounts,
 }
 
 /// How often libpcap's counters are read for the metrics (a system call each time).
@@ -186,11 +186,11 @@ impl LiveSource {
         });
     }
 
-    /// Publish libpcap's counters to `metrics` from now on, every half second (also while no
-    /// packet comes).
-    pub fn publish_to(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+    /// Hand libpcap's counters to `to` from now on, every half second (also while no packet
+    /// comes).
+    pub fn publish_to(&mut self, to: impl FnMut(CaptureCounts) + 'static) {
         self.published = Some(Published {
-            metrics,
+            to: Box::new(to),
             next: std::time::Instant::now(),
             raw: (0, 0, 0),
             totals: Default::default(),
@@ -216,7 +216,7 @@ impl LiveSource {
         totals.dropped += u64::from(s.dropped.wrapping_sub(dropped));
         totals.interface_dropped += u64::from(s.if_dropped.wrapping_sub(if_dropped));
         published.raw = (s.received, s.dropped, s.if_dropped);
-        published.metrics.publish_capture(*totals);
+        (published.to)(*totals);
     }
 
     fn check_health(&mut self, got_packet: bool) {

@@ -20,6 +20,14 @@ pub mod merge;
 pub mod tar;
 pub mod threaded;
 
+/// What libpcap counted on a live capture, widened past its 32-bit wrap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureCounts {
+    pub received: u64,
+    pub dropped: u64,
+    pub interface_dropped: u64,
+}
+
 pub use capture::{CaptureFormat, CaptureReader, Compression};
 pub use error::{SourceError, SourceErrorKind};
 pub use input::{InputKind, OpenedInput, Selection};

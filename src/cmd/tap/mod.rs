@@ -381,7 +381,8 @@ fn open_live(
         .unwrap_or(Duration::from_secs(60));
     source.watch_health(every, None);
     if let Some(metrics) = metrics {
-        source.publish_to(Arc::clone(metrics));
+        let metrics = Arc::clone(metrics);
+        source.publish_to(move |counts| metrics.publish_capture(counts));
     }
     Ok(Box::new(source))
 }
