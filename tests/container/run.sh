@@ -16,6 +16,8 @@
 #      NET_RAW in the bounding, effective and permitted sets, none ambient, no_new_privs, a
 #      read-only root, in the pod's network namespace. As uid 0 the capture opens; as uid 65534
 #      it does not (podman would have made NET_RAW ambient for that user, a cluster does not).
+#      `--user 65534:65534` is refused with NET_RAW alone and, with SETUID and SETGID added,
+#      leaves the capture open as 65534 without a capability.
 #
 # The bases are kept under /var/cache/gophercap-test-bases (GOPHERCAP_TEST_BASES), one tarball
 # per package list, and in podman's image store; a machine without them makes them (about a
@@ -77,8 +79,8 @@ RUNC_ROOT=/run/$NAME-runc
 MOUNTED=""
 remove_all() {
     set +e
-    for c in "$NAME-k8s-root" "$NAME-k8s-nonroot"; do
-        runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1
+    for c in root nonroot user-refused user; do
+        runc --root "$RUNC_ROOT" delete -f "$NAME-k8s-$c" >/dev/null 2>&1
     done
     if [ -n "$MOUNTED" ]; then podman umount "$MOUNTED" >/dev/null 2>&1; fi
     podman pod rm -f -t 0 "$NAME-pod" >/dev/null 2>&1
@@ -331,10 +333,12 @@ pass "every request and response in the sidecar's JSON lines"
 # ---------------------------------------------------------------------------------------------
 step "d. a cluster runtime's securityContext: NET_RAW, no_new_privs, uid 0 and uid 65534"
 
-# A 3-second capture that first prints its capability sets: exit 0 when the capture opened
-# (timeout stops it with SIGINT and hands on gophercap's exit code), 3 when it could not.
-PROBE="grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status | tr -s '\t\n' '  ' >&2; echo >&2;
-exec timeout --preserve-status -s INT 3 gophercap http-trace -i eth0 --port $HTTP_PORT"
+# The probe prints its capability sets, then is gophercap capturing (as the container's first
+# process, so that a signal from the runtime reaches it).
+probe() {
+    echo "grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status | tr -s '\t\n' '  ' >&2; echo >&2;
+exec gophercap http-trace -i eth0 --port $HTTP_PORT $*"
+}
 status_of() { grep -m1 -oE "$2:? +[0-9a-f]+" "$1" | awk '{print $2}'; }
 
 # The pod's network namespace, as a Kubernetes runtime joins its sandbox's.
@@ -345,26 +349,32 @@ podman create --name "$NAME-rootfs" "$IMAGE" >/dev/null
 MOUNTED=$NAME-rootfs
 rootfs=$(podman mount "$NAME-rootfs")
 
-# run_like_k8s UID NAME: runc with the spec containerd and CRI-O write for the Sidecar
-# securityContext; prints the exit code, the probe's stderr is in $WORK/k8s-UID.err.
+# run_like_k8s NAME UID CAPS [gophercap args]: runc with the spec containerd and CRI-O write
+# for the Sidecar securityContext with `add: [CAPS]` (comma-separated), in the pod's network
+# namespace. The capture runs until it is open (and has switched user, with --user) plus a
+# second, then the runtime sends SIGINT. Prints the exit code; stderr is in $WORK/k8s-NAME.err
+# and the capturing process's /proc status, read from outside, in $WORK/k8s-NAME.proc.
 run_like_k8s() {
-    local uid=$1 bundle=$WORK/bundle-$1
+    local name=$1 uid=$2 caps=$3
+    shift 3
+    local bundle=$WORK/bundle-$name id=$NAME-k8s-$name err=$WORK/k8s-$name.err
     mkdir -p "$bundle"
     (cd "$bundle" && runc spec)
-    python3 - "$bundle/config.json" "$rootfs" "$uid" "/proc/$infra_pid/ns/net" "$PROBE" <<'EOF'
+    python3 - "$bundle/config.json" "$rootfs" "$uid" "/proc/$infra_pid/ns/net" "$caps" "$(probe "$@")" <<'EOF'
 import json, sys
-path, rootfs, uid, netns, probe = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+path, rootfs, uid, netns, caps, probe = sys.argv[1:7]
 spec = json.load(open(path))
 spec["root"] = {"path": rootfs, "readonly": True}      # readOnlyRootFilesystem: true
 p = spec["process"]
 p["terminal"] = False
-p["user"] = {"uid": uid, "gid": uid}                   # runAsUser
+p["user"] = {"uid": int(uid), "gid": int(uid)}         # runAsUser
 p["cwd"] = "/"
 p["args"] = ["sh", "-c", probe]
 p["env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-# capabilities: {drop: [ALL], add: [NET_RAW]}: bounding, effective and permitted; nothing
+# capabilities: {drop: [ALL], add: [...]}: bounding, effective and permitted; nothing
 # inheritable, nothing ambient.
-p["capabilities"] = {k: ["CAP_NET_RAW"] for k in ("bounding", "effective", "permitted")}
+added = ["CAP_" + c for c in caps.split(",")]
+p["capabilities"] = {k: added for k in ("bounding", "effective", "permitted")}
 p["noNewPrivileges"] = True                            # allowPrivilegeEscalation: false
 p["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
 spec["hostname"] = "web-0"
@@ -374,40 +384,75 @@ spec["linux"]["namespaces"] = [
 ]
 json.dump(spec, open(path, "w"))
 EOF
+    timeout 60 runc --root "$RUNC_ROOT" run --bundle "$bundle" "$id" \
+        >"$WORK/k8s-$name.out" 2>"$err" </dev/null &
+    local runner=$! want='http-trace capturing'
+    case " $* " in *" --user "*) want='running as an unprivileged user' ;; esac
+    for _ in $(seq 1 40); do
+        grep -q "$want" "$err" && break
+        kill -0 "$runner" 2>/dev/null || break
+        sleep 0.25
+    done
+    sleep 1
+    : >"$WORK/k8s-$name.proc"
+    local pid
+    for pid in $(runc --root "$RUNC_ROOT" ps "$id" 2>/dev/null | awk 'NR > 1 {print $2}'); do
+        grep -E '^(Uid|CapEff)' "/proc/$pid/status" >>"$WORK/k8s-$name.proc" 2>/dev/null || true
+    done
+    runc --root "$RUNC_ROOT" kill "$id" INT >/dev/null 2>&1 || true
+    for _ in $(seq 1 40); do
+        kill -0 "$runner" 2>/dev/null || break
+        sleep 0.25
+    done
+    runc --root "$RUNC_ROOT" kill "$id" KILL >/dev/null 2>&1 || true
     local rc=0
-    timeout 30 runc --root "$RUNC_ROOT" run --bundle "$bundle" "$NAME-k8s-$2" \
-        >"$WORK/k8s-$uid.out" 2>"$WORK/k8s-$uid.err" </dev/null || rc=$?
+    wait "$runner" || rc=$?
+    runc --root "$RUNC_ROOT" delete -f "$id" >/dev/null 2>&1 || true
     echo "$rc"
 }
 
-rc=$(run_like_k8s 0 root)
-caps=$(head -1 "$WORK/k8s-0.err")
-echo "uid 0: $caps"
-if [ "$rc" != 0 ] || ! grep -q 'http-trace capturing' "$WORK/k8s-0.err"; then
-    cat "$WORK/k8s-0.err" >&2
+rc=$(run_like_k8s root 0 NET_RAW)
+err=$WORK/k8s-root.err
+echo "uid 0: $(head -1 "$err")"
+if [ "$rc" != 0 ] || ! grep -q 'http-trace capturing' "$err"; then
+    cat "$err" >&2
     fail "uid 0 with NET_RAW and no_new_privs: exit $rc"
 fi
-[ "$(status_of "$WORK/k8s-0.err" CapBnd)" = 0000000000002000 ] \
-    && [ "$(status_of "$WORK/k8s-0.err" CapEff)" = 0000000000002000 ] \
-    && [ "$(status_of "$WORK/k8s-0.err" CapAmb)" = 0000000000000000 ] \
-    && [ "$(status_of "$WORK/k8s-0.err" NoNewPrivs)" = 1 ] \
-    || fail "the uid 0 run did not have NET_RAW alone, nothing ambient and no_new_privs: $caps"
-pass "uid 0, NET_RAW alone, nothing ambient, no_new_privs, read-only root: the capture opens"
+[ "$(status_of "$err" CapBnd)" = 0000000000002000 ] \
+    && [ "$(status_of "$err" CapEff)" = 0000000000002000 ] \
+    && [ "$(status_of "$err" CapAmb)" = 0000000000000000 ] \
+    && [ "$(status_of "$err" NoNewPrivs)" = 1 ] \
+    || fail "the uid 0 run did not have NET_RAW alone, nothing ambient and no_new_privs"
+pass "uid 0, NET_RAW alone, nothing ambient, no_new_privs, read-only root: captures, exit 0 on SIGINT"
 
-rc=$(run_like_k8s 65534 nonroot)
-echo "uid 65534: $(head -1 "$WORK/k8s-65534.err")"
+rc=$(run_like_k8s nonroot 65534 NET_RAW)
+err=$WORK/k8s-nonroot.err
+echo "uid 65534: $(head -1 "$err")"
 [ "$rc" != 0 ] || fail "uid 65534 captured without an ambient capability"
-[ "$(status_of "$WORK/k8s-65534.err" CapEff)" = 0000000000000000 ] \
-    || fail "uid 65534 kept a capability: $(head -1 "$WORK/k8s-65534.err")"
-echo "  $(grep -m1 -iE 'not permitted|denied' "$WORK/k8s-65534.err" || sed -n 2p "$WORK/k8s-65534.err")"
+[ "$(status_of "$err" CapEff)" = 0000000000000000 ] || fail "uid 65534 kept a capability"
+echo "  $(grep -m1 -iE 'not permitted|denied' "$err" || sed -n 2p "$err")"
 pass "uid 65534 in the same context has no capability and cannot capture"
 
-# The same uid under podman captures: podman makes an added capability ambient for a non-root
-# user, which is why a non-root image that passes here can still fail in a cluster.
+# --user needs SETUID and SETGID besides: without them the switch is refused, with them the
+# capture goes on as 65534 with no capability left.
+rc=$(run_like_k8s user-refused 0 NET_RAW --user 65534:65534)
+[ "$rc" = 3 ] && grep -q 'EPERM' "$WORK/k8s-user-refused.err" \
+    || { cat "$WORK/k8s-user-refused.err" >&2; fail "--user with NET_RAW alone: exit $rc"; }
+rc=$(run_like_k8s user 0 NET_RAW,SETUID,SETGID --user 65534:65534)
+proc=$(tr -s '\t\n' '  ' <"$WORK/k8s-user.proc")
+echo "uid 0, NET_RAW SETUID SETGID, --user 65534:65534: after the switch $proc-> exit $rc"
+[ "$rc" = 0 ] && grep -q 'running as an unprivileged user' "$WORK/k8s-user.err" \
+    && grep -qE '^Uid:\s+65534\s+65534\s+65534\s+65534' "$WORK/k8s-user.proc" \
+    && grep -qE '^CapEff:\s+0000000000000000' "$WORK/k8s-user.proc" \
+    || { cat "$WORK/k8s-user.err" >&2; fail "--user with NET_RAW, SETUID and SETGID"; }
+pass "--user: refused with NET_RAW alone; with SETUID and SETGID added the capture stays open as 65534, no capability"
+
+# The same uid 65534 under podman captures: podman makes an added capability ambient for a
+# non-root user, which is why a non-root image that passes here can still fail in a cluster.
 rc=0
 podman run --rm --pod "$NAME-pod" --user 65534 --cap-drop all --cap-add NET_RAW \
-    --security-opt no-new-privileges --read-only --entrypoint sh "$IMAGE" -c "$PROBE" \
-    >/dev/null 2>"$WORK/podman-65534.err" || rc=$?
+    --security-opt no-new-privileges --read-only --entrypoint sh "$IMAGE" \
+    -c "$(probe) & sleep 3; kill -INT \$!; wait \$!" >/dev/null 2>"$WORK/podman-65534.err" || rc=$?
 echo "podman, uid 65534: $(head -1 "$WORK/podman-65534.err") -> exit $rc"
 [ "$(status_of "$WORK/podman-65534.err" CapAmb)" = 0000000000002000 ] && [ "$rc" = 0 ] \
     || fail "podman no longer makes NET_RAW ambient for a non-root user; the README's reasoning needs a look"
