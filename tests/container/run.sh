@@ -4,7 +4,8 @@
 #   a. bases made from Debian packages (mmdebstrap, `podman import`) stand in for the Dockerfile's
 #      public images, which cannot be pulled here; the build stage's base gets this machine's Rust
 #      toolchain mounted and the crates come from the registry with this machine's CA bundle as
-#      the `cacert` build secret. The image's size, labels and contents are checked.
+#      the `cacert` build secret. The image's size (what it adds to its base), labels and
+#      contents are checked.
 #   b. `--version` and `map` of the read-only mounted testdata, as the image's default user.
 #   c. a pod on a network of its own (10.99.80.0/24): python's http.server, and the image as a
 #      sidecar with NET_RAW alone and no-new-privileges, configured by the environment; N requests
@@ -143,11 +144,21 @@ make_base() {
 # runtime image.
 TOOLCHAIN=$(rustc --print sysroot)
 [ -x "$TOOLCHAIN/bin/cargo" ] || fail "no cargo in $TOOLCHAIN"
-BUILD_BASE=$(make_base build ca-certificates,gcc,libc6-dev,pkg-config \
+# The three at once: mmdebstrap waits on downloads as much as on the processor.
+make_base build ca-certificates,gcc,libc6-dev,pkg-config \
     'ENV PATH=/opt/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    'ENV CARGO_HOME=/usr/local/cargo' 'CMD ["bash"]')
-RUNTIME_BASE=$(make_base slim "" 'CMD ["bash"]')
-SERVER_BASE=$(make_base python python3 'CMD ["python3"]')
+    'ENV CARGO_HOME=/usr/local/cargo' 'CMD ["bash"]' >"$WORK/base-build" &
+build_job=$!
+make_base slim "" 'CMD ["bash"]' >"$WORK/base-slim" &
+slim_job=$!
+make_base python python3 'CMD ["python3"]' >"$WORK/base-python" &
+python_job=$!
+for job in "$build_job" "$slim_job" "$python_job"; do
+    wait "$job" || fail "making the bases"
+done
+BUILD_BASE=$(cat "$WORK/base-build")
+RUNTIME_BASE=$(cat "$WORK/base-slim")
+SERVER_BASE=$(cat "$WORK/base-python")
 pass "bases: $BUILD_BASE $RUNTIME_BASE $SERVER_BASE"
 
 secret=()
@@ -162,9 +173,13 @@ if ! timeout 900 podman build \
 fi
 grep -E '^\s+Finished' "$WORK/build.log" || echo "every layer came from podman's cache"
 
+# The budget is 100 MB on debian:bookworm-slim (about 75 MB); the stand-in base is a little
+# larger, so what is held to it is what the Dockerfile adds: 25 MB at most.
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
-echo "image size: $size bytes ($((size / 1000000)) MB)"
-[ "$size" -le 100000000 ] || fail "the image is $((size / 1000000)) MB, over 100 MB"
+base_size=$(podman image inspect "$RUNTIME_BASE" --format '{{.Size}}')
+added=$((size - base_size))
+echo "image size: $size bytes ($((size / 1000000)) MB), of which the Dockerfile added $added ($((added / 1000000)) MB) to the base's $base_size"
+[ "$added" -le 25000000 ] || fail "the Dockerfile adds $((added / 1000000)) MB to its base, over 25 MB"
 cargo_field() { sed -n "/^\[package\]/,/^\[/s/^$1 *= *\"\(.*\)\"/\1/p" Cargo.toml | head -1; }
 version=$(cargo_field version)
 label() { podman image inspect "$IMAGE" --format "{{index .Labels \"org.opencontainers.image.$1\"}}"; }
@@ -174,7 +189,7 @@ label() { podman image inspect "$IMAGE" --format "{{index .Labels \"org.opencont
 podman run --rm --entrypoint sh "$IMAGE" -c \
     'for t in cargo rustc cc gcc ld; do command -v $t && exit 1; done; [ ! -e /src ] && [ -z "$(ls -A /opt)" ] && [ "$(ls /usr/local/bin)" = gophercap ]' \
     || fail "the image holds build tools or build files"
-pass "image built, $((size / 1000000)) MB, labels from Cargo.toml, the binary and no build tools"
+pass "image built, $((size / 1000000)) MB ($((added / 1000000)) MB over its base), labels from Cargo.toml, the binary and no build tools"
 
 # ---------------------------------------------------------------------------------------------
 step "b. --version and map, as the image's default user"
