@@ -20,8 +20,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # One layer: the target folder and the downloaded crates go before it is written, so the layer
-# holds the binary alone. The image's binary has no line tables (37 MB with them, 9 MB without;
-# backtraces still name functions).
+# holds the binary alone. The image's binary has no line tables (less than a third of the size
+# with them; backtraces still name functions).
 RUN --mount=type=secret,id=cacert \
     set -eu; \
     if [ -s /run/secrets/cacert ]; then \
