@@ -68,13 +68,27 @@ impl SourceErrorKind {
 /// A fault in one source: the source's name, the byte offset in its (decompressed) stream where
 /// the bad record starts, and how many records were read before it.
 #[derive(Debug, thiserror::Error)]
-#[error("{name}: {kind} (byte offset {offset}, record {record})")]
 pub struct SourceError {
     pub name: String,
     pub kind: SourceErrorKind,
     pub offset: u64,
     /// The 1-based number of the record that failed (records read before it plus one).
     pub record: u64,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            // A live capture has no offsets, and its message already names the interface.
+            #[cfg(feature = "live")]
+            SourceErrorKind::Live(message) => f.write_str(message),
+            kind => write!(
+                f,
+                "{}: {kind} (byte offset {}, record {})",
+                self.name, self.offset, self.record
+            ),
+        }
+    }
 }
 
 impl SourceError {

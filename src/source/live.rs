@@ -65,7 +65,9 @@ pub fn explain_open_error(interface: &str, error: &str) -> String {
     if lower.contains("permission") || lower.contains("operation not permitted") {
         return format!(
             "{interface}: {error}; capturing needs root or the CAP_NET_RAW capability \
-             (setcap cap_net_raw,cap_net_admin=eip on the binary)"
+             (setcap cap_net_raw,cap_net_admin=eip on the binary; in a container, where file \
+             capabilities are ignored under no_new_privs: uid 0 with NET_RAW added, see the \
+             README's Sidecar section)"
         );
     }
     if lower.contains("no such device") || lower.contains("doesn't exist") {
@@ -304,7 +306,7 @@ impl Source for LiveSource {
                 Err(e) => {
                     return Err(SourceError::new(
                         &self.name,
-                        SourceErrorKind::Live(e.to_string()),
+                        SourceErrorKind::Live(format!("{}: {e}", self.name)),
                         0,
                         0,
                     ));
