@@ -307,7 +307,23 @@ pub struct Catalog {
     pub shard: Option<ShardInfo>,
 }
 
+/// What a catalog adds up to, for a run's summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatalogTotals {
+    pub damaged: usize,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 impl Catalog {
+    pub fn totals(&self) -> CatalogTotals {
+        CatalogTotals {
+            damaged: self.captures.iter().filter(|c| c.error.is_some()).count(),
+            packets: self.captures.iter().map(|c| c.packets).sum(),
+            bytes: self.captures.iter().map(|c| c.bytes_captured).sum(),
+        }
+    }
+
     /// Build the set-wide times and each capture's `delay_s` from the set's start.
     pub fn new(mut captures: Vec<CaptureSummary>, inputs: Vec<InputStamp>) -> Self {
         let first = captures.iter().filter_map(|c| c.first_ts_ns).min();

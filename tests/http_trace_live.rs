@@ -89,6 +89,23 @@ print("listening", flush=True)
 server.serve_forever()
 "#;
 
+/// The tiny server on the server side's 8080, listening when this returns (bounded by 60 s).
+fn http_server(net: &Namespaces) -> Reaped {
+    let mut server = Namespaces::exec(&net.server, "timeout");
+    server
+        .args(["60", "python3", "-c", SERVER, &net.server_ip, "8080"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut server = Reaped(server.spawn().unwrap());
+    let mut ready = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "listening", "the python server did not start");
+    server
+}
+
 /// What the live tests run besides gophercap.
 const LIVE_TOOLS: &[&str] = &["ip", "python3", "curl", "timeout"];
 
@@ -102,18 +119,7 @@ fn live_sidecar_traces_curl_and_drains_on_sigterm() {
     }
     let net = Namespaces::new("sidecar", "sc", 70);
 
-    let mut server = Namespaces::exec(&net.server, "timeout");
-    server
-        .args(["60", "python3", "-c", SERVER, &net.server_ip, "8080"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut server = Reaped(server.spawn().unwrap());
-    let mut ready = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "listening", "the python server did not start");
+    let server = http_server(&net);
 
     // Configured the sidecar way: the interface, ports and output from the environment, the
     // placement logged as given. -v: the start and finish lines are info.
@@ -293,18 +299,7 @@ fn live_metrics_count_the_traced_messages_as_nobody() {
         return;
     }
     let net = Namespaces::new("metrics", "mt", 73);
-    let mut server = Namespaces::exec(&net.server, "timeout");
-    server
-        .args(["60", "python3", "-c", SERVER, &net.server_ip, "8080"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut server = Reaped(server.spawn().unwrap());
-    let mut ready = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready.trim(), "listening", "the python server did not start");
+    let server = http_server(&net);
 
     // The address from the environment, as a sidecar is configured; port 0: the log says which.
     let bin = env!("CARGO_BIN_EXE_gophercap");

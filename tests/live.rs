@@ -104,7 +104,10 @@ fn a_missing_interface_lists_the_available_ones() {
         "named once: {text}"
     );
     assert!(text.contains(&loopback()), "{text}");
-    assert!(!text.contains("byte offset"), "a live capture has no offsets: {text}");
+    assert!(
+        !text.contains("byte offset"),
+        "a live capture has no offsets: {text}"
+    );
 }
 
 #[test]

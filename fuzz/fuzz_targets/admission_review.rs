@@ -4,25 +4,11 @@
 #![no_main]
 
 use gophercap::k8s::admission::review;
-use gophercap::k8s::inject::{InjectionConfig, Resources};
+use gophercap::k8s::inject::InjectionConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let config = InjectionConfig {
-        image: "gophercap:fuzz".into(),
-        image_pull_policy: None,
-        interface: "eth0".into(),
-        output_url: None,
-        token_secret: None,
-        metrics_port: 9100,
-        limits: Default::default(),
-        resources: Resources {
-            cpu_request: "50m".into(),
-            cpu_limit: None,
-            memory_request: "64Mi".into(),
-            memory_limit: None,
-        },
-    };
+    let config = InjectionConfig::new("gophercap:fuzz");
     match review(data, &config) {
         Ok(reviewed) => {
             let answer: serde_json::Value = serde_json::from_slice(&reviewed.body).unwrap();

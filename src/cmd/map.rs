@@ -4,7 +4,7 @@
 use super::filter::{check_filter, packet_filter};
 use super::progress::progress;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
-use crate::catalog::{CaptureRow, CaptureSummary, Catalog, InputStamp, summarize};
+use crate::catalog::{CaptureRow, CaptureSummary, Catalog, CatalogTotals, InputStamp, summarize};
 use crate::catalog::{ShardInfo, ShardInput};
 use crate::output::csv::CsvRecords;
 use crate::output::json::write_pretty;
@@ -460,13 +460,11 @@ fn run_merge(options: &MapOptions, global: &GlobalArgs) -> anyhow::Result<Outcom
     let read = documents.len();
     let catalog = crate::shard::merge(documents).map_err(|e| UsageError(e.to_string()))?;
     write_outputs(&catalog, options.dump_json.as_deref(), options.format)?;
-    let damaged = catalog
-        .captures
-        .iter()
-        .filter(|c| c.error.is_some())
-        .count();
-    let packets: u64 = catalog.captures.iter().map(|c| c.packets).sum();
-    let bytes: u64 = catalog.captures.iter().map(|c| c.bytes_captured).sum();
+    let CatalogTotals {
+        damaged,
+        packets,
+        bytes,
+    } = catalog.totals();
     let elapsed = started.elapsed().as_secs_f64();
     if !global.quiet && global.log_format == LogFormat::Text {
         eprintln!(
@@ -558,13 +556,11 @@ pub fn run(args: &MapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         inputs: placed,
     });
     write_outputs(&catalog, options.dump_json.as_deref(), options.format)?;
-    let damaged = catalog
-        .captures
-        .iter()
-        .filter(|c| c.error.is_some())
-        .count();
-    let packets: u64 = catalog.captures.iter().map(|c| c.packets).sum();
-    let bytes: u64 = catalog.captures.iter().map(|c| c.bytes_captured).sum();
+    let CatalogTotals {
+        damaged,
+        packets,
+        bytes,
+    } = catalog.totals();
     let elapsed = started.elapsed().as_secs_f64();
     if !global.quiet && global.log_format == LogFormat::Text {
         let share = options.shard.map_or(String::new(), |shard| {

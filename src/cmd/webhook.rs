@@ -5,8 +5,8 @@ use super::capture_input::stop_on_signals;
 use super::{Outcome, UsageError};
 use crate::k8s::admission::review;
 use crate::k8s::certs;
-use crate::k8s::inject::{InjectionConfig, Resources, SecretRef};
-use crate::k8s::sizing::SidecarLimits;
+use crate::k8s::inject::{self, InjectionConfig, Resources, SecretRef};
+use crate::k8s::sizing::{self, SidecarLimits};
 use crate::metrics::webhook::WebhookMetrics;
 use crate::metrics::{self, Exposition};
 use crate::server::tls::{TlsFiles, server_config};
@@ -65,7 +65,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "POLICY")]
     pub image_pull_policy: Option<String>,
     /// The interface the sidecar captures on (a pod's own: eth0).
-    #[arg(long, value_name = "IFACE", default_value = "eth0")]
+    #[arg(long, value_name = "IFACE", default_value = inject::DEFAULT_INTERFACE)]
     pub interface: String,
     /// Default POST endpoint of the sidecars' messages (stdout when not given).
     #[arg(long, value_name = "URL")]
@@ -74,29 +74,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME/KEY")]
     pub output_token_secret: Option<String>,
     /// The sidecar's metrics port (the next free one when a container of the pod has it).
-    #[arg(long, value_name = "PORT", default_value_t = 9100)]
+    #[arg(long, value_name = "PORT", default_value_t = inject::DEFAULT_METRICS_PORT)]
     pub sidecar_metrics_port: u16,
     /// The sidecar's CPU request.
-    #[arg(long, value_name = "QTY", default_value = "50m")]
+    #[arg(long, value_name = "QTY", default_value = inject::DEFAULT_CPU_REQUEST)]
     pub cpu_request: String,
     /// The sidecar's CPU limit (none unless given).
     #[arg(long, value_name = "QTY")]
     pub cpu_limit: Option<String>,
     /// The sidecar's memory request.
-    #[arg(long, value_name = "QTY", default_value = "64Mi")]
+    #[arg(long, value_name = "QTY", default_value = inject::DEFAULT_MEMORY_REQUEST)]
     pub memory_request: String,
     /// The sidecar's memory limit (by default what its limits below need at most, by the
     /// README's sizing formula, and a quarter more).
     #[arg(long, value_name = "QTY")]
     pub memory_limit: Option<String>,
     /// The sidecar's --max-concurrent-connections.
-    #[arg(long, value_name = "N", default_value_t = 2000)]
+    #[arg(long, value_name = "N", default_value_t = sizing::DEFAULT_MAX_CONNECTIONS)]
     pub sidecar_max_connections: u64,
     /// The sidecar's --max-body-size.
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    #[arg(long, value_name = "BYTES", default_value_t = sizing::DEFAULT_MAX_BODY_SIZE)]
     pub sidecar_max_body_size: u64,
     /// The sidecar's --max-reassembly-mb.
-    #[arg(long, value_name = "MB", default_value_t = 32)]
+    #[arg(long, value_name = "MB", default_value_t = sizing::DEFAULT_MAX_REASSEMBLY_MB)]
     pub sidecar_max_reassembly_mb: u64,
     #[command(flatten)]
     pub metrics: super::capture_input::MetricsArgs,

@@ -65,6 +65,35 @@ pub struct InjectionConfig {
     pub limits: SidecarLimits,
 }
 
+/// The injector's defaults (also `gophercap webhook`'s flags' defaults).
+pub const DEFAULT_INTERFACE: &str = "eth0";
+pub const DEFAULT_METRICS_PORT: u16 = 9100;
+pub const DEFAULT_CPU_REQUEST: &str = "50m";
+pub const DEFAULT_MEMORY_REQUEST: &str = "64Mi";
+
+impl InjectionConfig {
+    /// The injector's defaults for `image`: capture on eth0, write to stdout, metrics on 9100,
+    /// a request of 50m CPU and 64 MiB, the memory limit from the sizing formula for the
+    /// default sidecar limits.
+    pub fn new(image: impl Into<String>) -> Self {
+        InjectionConfig {
+            image: image.into(),
+            image_pull_policy: None,
+            interface: DEFAULT_INTERFACE.into(),
+            output_url: None,
+            token_secret: None,
+            metrics_port: DEFAULT_METRICS_PORT,
+            resources: Resources {
+                cpu_request: DEFAULT_CPU_REQUEST.into(),
+                cpu_limit: None,
+                memory_request: DEFAULT_MEMORY_REQUEST.into(),
+                memory_limit: None,
+            },
+            limits: SidecarLimits::default(),
+        }
+    }
+}
+
 /// What to do with one pod.
 #[derive(Debug)]
 pub enum Decision {

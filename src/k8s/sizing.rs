@@ -11,13 +11,17 @@ pub struct SidecarLimits {
     pub max_reassembly_mb: u64,
 }
 
+/// Limits for a service with a few hundred connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 2000;
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 65536;
+pub const DEFAULT_MAX_REASSEMBLY_MB: u64 = 32;
+
 impl Default for SidecarLimits {
-    /// A service with a few hundred connections open at once.
     fn default() -> Self {
         SidecarLimits {
-            max_connections: 2000,
-            max_body_size: 65536,
-            max_reassembly_mb: 32,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            max_reassembly_mb: DEFAULT_MAX_REASSEMBLY_MB,
         }
     }
 }

@@ -1,23 +1,9 @@
 use super::admission::{Outcome, review};
-use super::inject::{CONTAINER, InjectionConfig, Resources};
+use super::inject::{CONTAINER, InjectionConfig};
 use serde_json::{Value, json};
 
 fn config() -> InjectionConfig {
-    InjectionConfig {
-        image: "registry.example/gophercap:0.1.0".into(),
-        image_pull_policy: None,
-        interface: "eth0".into(),
-        output_url: None,
-        token_secret: None,
-        metrics_port: 9100,
-        limits: Default::default(),
-        resources: Resources {
-            cpu_request: "50m".into(),
-            cpu_limit: None,
-            memory_request: "64Mi".into(),
-            memory_limit: None,
-        },
-    }
+    InjectionConfig::new("registry.example/gophercap:0.1.0")
 }
 
 fn fixture(name: &str) -> Value {
