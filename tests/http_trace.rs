@@ -249,6 +249,60 @@ fn bad_arguments_are_usage_errors() {
     }
 }
 
+/// The signals of the subprocess contract on stderr (`--log-format json`): offline at `-v`, one
+/// `"event":"ready"` line once the input is open and one `"event":"finished"` line at the end;
+/// a run that cannot start ends on `"event":"failed"` with its exit code and no ready line.
+#[test]
+fn json_logs_carry_the_ready_finished_and_failed_events() {
+    let parse = |stderr: &[u8]| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(stderr)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let out = run(&[
+        "-v",
+        "--log-format",
+        "json",
+        "http-trace",
+        &capture("get-keepalive.pcap"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let logs = parse(&out.stderr);
+    let events: Vec<&str> = logs.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert_eq!(events, ["ready", "finished"], "{logs:?}");
+    let ready = logs.iter().find(|l| l["event"] == "ready").unwrap();
+    assert_eq!(ready["level"], "INFO");
+    assert_eq!(ready["message"], "http-trace reading captures");
+    let finished = logs.last().unwrap();
+    assert_eq!(finished["event"], "finished", "the finish line is the last");
+    let written = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(finished["written"], written as u64);
+
+    let out = run(&[
+        "--log-format",
+        "json",
+        "http-trace",
+        "--port",
+        "80",
+        "no-such-capture.pcap",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let logs = parse(&out.stderr);
+    assert!(logs.iter().all(|l| l["event"] != "ready"), "{logs:?}");
+    let failed = logs.last().unwrap();
+    assert_eq!(failed["event"], "failed", "{logs:?}");
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["exit_code"], 2);
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-capture.pcap"),
+        "{failed}"
+    );
+}
+
 /// A local endpoint that answers 500 twice, then 200: the message arrives after two retries.
 #[test]
 fn output_url_retries_until_the_server_accepts() {

@@ -716,15 +716,18 @@ fn log_start(args: &HttpTraceArgs) {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    // `event = "ready"` is the readiness signal of the subprocess contract (README): a driver
+    // waits for it, live or offline, instead of matching the message's words.
     match &args.interface {
         Some(interface) => tracing::info!(
+            event = "ready",
             interface = %interface,
             loopback = is_loopback(interface),
             ports = %ports,
             placement = %placement,
             "http-trace capturing"
         ),
-        None => tracing::info!(ports = %ports, "http-trace reading captures"),
+        None => tracing::info!(event = "ready", ports = %ports, "http-trace reading captures"),
     }
 }
 
@@ -970,6 +973,7 @@ fn report(
         }
     }
     tracing::info!(
+        event = "finished",
         packets = stats.packets,
         connections = http.connections,
         evicted,

@@ -193,15 +193,18 @@ pub fn main() -> i32 {
         Ok(_) => exit::OK,
         Err(e) if is_broken_pipe(&e) => exit::OK,
         Err(e) => {
-            match cli.global.log_format {
-                LogFormat::Json => tracing::error!("{e:#}"),
-                LogFormat::Text => eprintln!("gophercap: {e:#}"),
-            }
-            if e.downcast_ref::<UsageError>().is_some() {
+            let code = if e.downcast_ref::<UsageError>().is_some() {
                 exit::USAGE
             } else {
                 exit::RUNTIME
+            };
+            // The last line of a failed run: `event = "failed"` and the exit code make it the
+            // machine-readable reason a driver reports (the subprocess contract, README).
+            match cli.global.log_format {
+                LogFormat::Json => tracing::error!(event = "failed", exit_code = code, "{e:#}"),
+                LogFormat::Text => eprintln!("gophercap: {e:#}"),
             }
+            code
         }
     }
 }
