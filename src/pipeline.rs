@@ -5,7 +5,9 @@
 //! FIN or RST) starts a new flow, as tshark's `tcp.stream` does.
 
 use crate::decode::{DecodeOptions, Decoded, Transport, decode};
-use crate::flow::{EndReason, Flow, FlowKey, FlowTable, Side, TableConfig, TcpState, TcpTracker};
+use crate::flow::{
+    EndReason, Flow, FlowKey, FlowTable, Side, TableConfig, TcpState, TcpTracker, ZeekConn,
+};
 use crate::reassembly::{CloseReason, Connection, ConnectionInfo, StreamConfig, StreamHandler};
 use crate::source::{Packet, Source, SourceError};
 
@@ -18,6 +20,14 @@ pub struct FlowState<S = ()> {
     /// Both reassembled directions and the handler's state, for TCP flows when the consumer
     /// reads streams (boxed: most flows never have one, and the table holds millions).
     pub connection: Option<Box<Connection<S>>>,
+    /// The side that sent the flow's first packet.
+    pub first_side: Side,
+    /// Zeek's account of the connection, when the consumer writes Zeek's logs (boxed: only
+    /// then is it paid for).
+    pub zeek: Option<Box<ZeekConn>>,
+    /// The ICMP type and code of the flow's first packet, for ICMP flows: the flow's Community
+    /// ID hashes them in place of ports.
+    pub first_icmp: Option<[u8; 2]>,
 }
 
 impl<S> Default for FlowState<S> {
@@ -25,6 +35,9 @@ impl<S> Default for FlowState<S> {
         FlowState {
             tcp: None,
             connection: None,
+            first_side: Side::A,
+            zeek: None,
+            first_icmp: None,
         }
     }
 }
@@ -58,6 +71,7 @@ fn info<S>(flow: &TrackedFlow<S>) -> ConnectionInfo {
         id: flow.id,
         key: flow.key,
         client: flow.client,
+        first_ns: flow.first_ns,
         ts_ns: flow.last_ns,
     }
 }
@@ -109,6 +123,8 @@ pub struct PipelineConfig {
     /// Bytes all connections together may hold waiting for holes to fill (0: no global cap);
     /// the connection that crosses it delivers its early data with gaps.
     pub reassembly_total_cap: usize,
+    /// Keep Zeek's account of each connection (for conn.log and EVE flow events).
+    pub zeek: bool,
     /// Publish the totals here after every packet.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
@@ -168,6 +184,16 @@ pub fn run<S: Source + ?Sized, C: FlowConsumer + ?Sized>(
             || FlowState {
                 tcp: (key.protocol == 6).then(TcpTracker::default),
                 connection: None,
+                first_side: side,
+                zeek: config
+                    .zeek
+                    .then(|| Box::new(ZeekConn::new(&key, side, &decoded))),
+                first_icmp: match &decoded.transport {
+                    Transport::Icmp(icmp) | Transport::Icmpv6(icmp) => {
+                        Some([icmp.icmp_type(), icmp.code()])
+                    }
+                    _ => None,
+                },
             },
             |f, why| end_flow(consumer, &mut buffered, f, why),
         );
@@ -177,6 +203,9 @@ pub fn run<S: Source + ?Sized, C: FlowConsumer + ?Sized>(
         if let (Transport::Tcp(tcp), Some(tracker)) = (&decoded.transport, &mut flow.data.tcp) {
             tracker.packet(side, tcp, decoded.wire_payload_len(), packet.ts_ns);
             flow.client = tracker.client;
+        }
+        if let Some(zeek) = &mut flow.data.zeek {
+            zeek.packet(side, &decoded, packet.ts_ns);
         }
         if flow.client.is_none() {
             flow.client = Some(guess_client(&key));

@@ -9,8 +9,10 @@ use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::analysis::{Alert, AnomalyDetector, PortScanConfig, SynFloodConfig};
 use crate::decode::{Decoded, TcpFlags, Transport, ip_protocol_name};
-use crate::flow::{EndReason, Side, TableConfig};
+use crate::flow::{CommunityId, CommunityIdHasher, EndReason, Side, TableConfig};
 use crate::output::csv::CsvRecords;
+use crate::output::zeek::conn::{ConnFacts, ConnRecord};
+use crate::output::zeek::{ZeekFormat, ZeekWriter};
 use crate::output::{Flush, JsonArray, JsonLines};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run};
 use crate::sink::capture::PcapFile;
@@ -56,6 +58,15 @@ pub struct FlowsArgs {
     /// `-`: stdout).
     #[arg(long, value_name = "PATH")]
     pub expired_flows_jsonl: Option<PathBuf>,
+    /// Write Zeek's conn.log here, each connection as it ends (`-`: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub zeek_conn: Option<PathBuf>,
+    /// The form of the Zeek logs: Zeek's TSV with its header, or its JSON lines.
+    #[arg(long, value_enum, default_value_t = ZeekFormat::Tsv)]
+    pub zeek_format: ZeekFormat,
+    /// The seed of the Community IDs written (sites that compare logs agree on one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
     /// Detect SYN floods and port scans (NetScope's rules and defaults) and print alerts.
     #[arg(long, overrides_with = "no_anomalies")]
     pub anomalies: bool,
@@ -173,6 +184,8 @@ pub struct FlowRecord<'a> {
     pub zero_windows_b_to_a: u64,
     pub history: Option<&'a str>,
     pub end_reason: Option<&'static str>,
+    /// Always set; an `Option` only so that the default record can name the CSV columns.
+    pub community_id: Option<CommunityId>,
 }
 
 /// An IP address written as text; the unspecified IPv4 address by default (the record's
@@ -193,7 +206,7 @@ fn protocol_name(protocol: u8) -> Cow<'static, str> {
 }
 
 impl<'a> FlowRecord<'a> {
-    pub fn of(flow: &'a TrackedFlow, reason: Option<EndReason>) -> Self {
+    pub fn of(flow: &'a TrackedFlow, reason: Option<EndReason>, ids: &CommunityIdHasher) -> Self {
         let [a, b] = flow.stats;
         let duration_ns = (flow.last_ns - flow.first_ns).max(0);
         let duration_secs = duration_ns as f64 / 1e9;
@@ -253,6 +266,7 @@ impl<'a> FlowRecord<'a> {
             zero_windows_b_to_a: count(|d| d.zero_windows, Side::B),
             history: tcp.map(|t| t.history()),
             end_reason: reason.map(EndReason::name),
+            community_id: Some(ids.flow(&flow.key, flow.data.first_side, flow.data.first_icmp)),
         }
     }
 }
@@ -371,7 +385,9 @@ struct FlowExports {
     json: Option<JsonArray<Output>>,
     csv: Option<CsvRecords<Output>>,
     expired: Option<JsonLines<Output>>,
+    zeek_conn: Option<ZeekWriter<Output>>,
     flush: Flush,
+    ids: CommunityIdHasher,
 }
 
 impl FlowExports {
@@ -398,16 +414,46 @@ impl FlowExports {
             Some(path) => Some(JsonLines::new(create(path)?, flush)),
             None => None,
         };
+        let zeek_conn = match &args.zeek_conn {
+            Some(path) => Some(
+                ZeekWriter::new::<ConnRecord>(create(path)?, args.zeek_format, flush)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(FlowExports {
             json,
             csv,
             expired,
+            zeek_conn,
             flush,
+            ids: CommunityIdHasher::new(args.community_id_seed),
         })
     }
 
     fn any(&self) -> bool {
-        self.json.is_some() || self.csv.is_some() || self.expired.is_some()
+        self.json.is_some()
+            || self.csv.is_some()
+            || self.expired.is_some()
+            || self.zeek_conn.is_some()
+    }
+
+    /// Zeek's conn.log line of a flow that ended.
+    fn write_zeek(&mut self, flow: &TrackedFlow) -> std::io::Result<()> {
+        let (Some(out), Some(zeek)) = (&mut self.zeek_conn, &flow.data.zeek) else {
+            return Ok(());
+        };
+        let summary = zeek.summary();
+        out.write(&ConnRecord::new(&ConnFacts {
+            key: &flow.key,
+            first_ns: flow.first_ns,
+            stats: &flow.stats,
+            summary: &summary,
+            icmp: flow.data.first_icmp,
+            community_id: self
+                .ids
+                .flow(&flow.key, flow.data.first_side, flow.data.first_icmp),
+        }))
     }
 
     fn write(&mut self, record: &FlowRecord) -> std::io::Result<()> {
@@ -436,6 +482,9 @@ impl FlowExports {
         }
         if let Some(out) = self.expired {
             out.finish().context("cannot write the expired flows")?;
+        }
+        if let Some(out) = self.zeek_conn {
+            out.finish().context("cannot write the Zeek conn.log")?;
         }
         Ok(())
     }
@@ -570,7 +619,17 @@ impl FlowConsumer for FlowsOutput {
         if !self.exports.any() || self.write_error.is_some() {
             return;
         }
-        if let Err(e) = self.exports.write(&FlowRecord::of(&flow, Some(reason))) {
+        let ids = self.exports.ids;
+        let native = self.exports.json.is_some()
+            || self.exports.csv.is_some()
+            || self.exports.expired.is_some();
+        let mut written = self.exports.write_zeek(&flow);
+        if native && written.is_ok() {
+            written = self
+                .exports
+                .write(&FlowRecord::of(&flow, Some(reason), &ids));
+        }
+        if let Err(e) = written {
             self.write_error = Some(e);
         }
     }
@@ -605,6 +664,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         &args.export_json,
         &args.export_csv,
         &args.expired_flows_jsonl,
+        &args.zeek_conn,
     ]
     .into_iter()
     .flatten()
@@ -683,6 +743,7 @@ pub fn run_flows(args: &FlowsArgs, global: &GlobalArgs) -> anyhow::Result<Outcom
         decode: Default::default(),
         reassembly: None,
         reassembly_total_cap: 0,
+        zeek: args.zeek_conn.is_some(),
         metrics: metrics.cloned(),
     };
     let (stats, error) = run(source.as_mut(), &config, &mut output);

@@ -8,7 +8,7 @@ use super::capture_input::{LiveArgs, MetricsArgs, open_offline, serve_metrics, s
 use super::filter::check_filter;
 use super::{GlobalArgs, LogFormat, Outcome, UsageError};
 use crate::decode::Decoded;
-use crate::flow::{EndReason, Endpoint, Side, TableConfig};
+use crate::flow::{CommunityId, CommunityIdHasher, EndReason, Endpoint, Side, TableConfig};
 use crate::metrics::{HttpCounts, Metrics, StreamCounts};
 use crate::output::json::{JsonError, TextOrBase64, write_compact};
 use crate::pipeline::{FlowConsumer, PipelineConfig, TrackedFlow, run as run_pipeline};
@@ -112,6 +112,9 @@ pub struct HttpTraceArgs {
     /// Body bytes kept per message; the rest is counted and `body_truncated` set.
     #[arg(long, value_name = "BYTES", default_value_t = 1_048_576)]
     pub max_body_size: usize,
+    /// The seed of the Community IDs written (sites that compare logs agree on one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
     /// Decode gzip and deflate bodies (Content-Encoding).
     #[arg(long)]
     pub decompress: bool,
@@ -190,6 +193,7 @@ struct MessageRecord<'a> {
     request_method: Option<&'a str>,
     request_path: Option<&'a str>,
     latency_ms: Option<f64>,
+    community_id: CommunityId,
 }
 
 /// One WebSocket message as written.
@@ -212,6 +216,7 @@ struct WebSocketRecord<'a> {
     incomplete: bool,
     close_code: Option<u16>,
     close_reason: Option<&'a str>,
+    community_id: CommunityId,
 }
 
 /// node_pcap's request filters: a request passes when every given pattern matches; a response
@@ -321,6 +326,7 @@ struct Outputs {
     problems: HashMap<&'static str, u64>,
     logged_problems: HashMap<u64, Vec<ProblemKind>>,
     write_error: Option<std::io::Error>,
+    ids: CommunityIdHasher,
     /// Messages not written because an output had failed.
     unwritten: u64,
     line: Vec<u8>,
@@ -372,11 +378,12 @@ impl Outputs {
                 .request
                 .as_ref()
                 .map(|r| (m.timestamp_ns - r.timestamp_ns) as f64 / 1e6),
+            community_id: self.ids.tcp(m.client, m.server),
         };
         write_compact(out, &record)
     }
 
-    fn websocket_json(w: &WebSocketMessage, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    fn websocket_json(&self, w: &WebSocketMessage, out: &mut Vec<u8>) -> Result<(), JsonError> {
         // Text frames are UTF-8 by the RFC; binary (and anything that is not) goes as base64.
         let payload = if w.opcode == 0x1 || w.opcode == 0x8 {
             TextOrBase64::of(&w.payload)
@@ -405,6 +412,7 @@ impl Outputs {
                 incomplete: w.incomplete,
                 close_code: w.close_code,
                 close_reason: w.close_reason.as_deref(),
+                community_id: self.ids.tcp(w.client, w.server),
             },
         )
     }
@@ -557,7 +565,7 @@ impl Outputs {
         line.clear();
         match event {
             HttpEvent::Message(m) => self.message_json(m, &mut line)?,
-            HttpEvent::WebSocket(w) => Self::websocket_json(w, &mut line)?,
+            HttpEvent::WebSocket(w) => self.websocket_json(w, &mut line)?,
             HttpEvent::Problem(_) => return Ok(()),
         }
         if let Some(post) = &self.post {
@@ -876,6 +884,7 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
         problems: HashMap::new(),
         logged_problems: HashMap::new(),
         write_error: None,
+        ids: CommunityIdHasher::new(args.community_id_seed),
         unwritten: 0,
         line: Vec::new(),
     };
@@ -906,6 +915,7 @@ pub fn run(args: &HttpTraceArgs, global: &GlobalArgs) -> anyhow::Result<Outcome>
         decode: Default::default(),
         reassembly: Some(StreamConfig::default()),
         reassembly_total_cap: args.max_reassembly_mb.saturating_mul(1 << 20),
+        zeek: false,
         metrics: metrics.cloned(),
     };
     let (stats, error) = run_pipeline(source.as_mut(), &config, &mut trace);
@@ -1004,6 +1014,7 @@ mod tests {
     fn message(direction: Direction, ts: i64) -> HttpMessage {
         HttpMessage {
             connection: 7,
+            connection_first_ns: 0,
             timestamp_ns: ts,
             client: endpoint(1, 40000),
             server: endpoint(2, 80),
@@ -1055,6 +1066,7 @@ mod tests {
             problems: HashMap::new(),
             logged_problems: HashMap::new(),
             write_error: None,
+            ids: CommunityIdHasher::default(),
             unwritten: 0,
             line: Vec::new(),
         }
@@ -1143,7 +1155,7 @@ mod tests {
         };
         let json = |w: &WebSocketMessage| {
             let mut out = Vec::new();
-            Outputs::websocket_json(w, &mut out).unwrap();
+            outputs(&[]).websocket_json(w, &mut out).unwrap();
             serde_json::from_slice::<serde_json::Value>(&out).unwrap()
         };
         let v = json(&w);

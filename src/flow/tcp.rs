@@ -124,7 +124,9 @@ pub struct TcpTracker {
     history_len: u8,
     /// The letters already in `history`, a bit each (cheaper than searching it per packet).
     history_seen: u64,
-    syn_at_ns: Option<i64>,
+    /// The first SYN's answer was seen (its RTT sample taken): one flag rather than a second
+    /// copy of the SYN's time keeps a flow within its cache lines.
+    syn_answered: bool,
     /// SYN to the client's handshake ACK.
     handshake_rtt_ns: Option<i64>,
     first_syn_ns: Option<i64>,
@@ -169,7 +171,6 @@ impl TcpTracker {
         let len = payload_len as u32 + u32::from(syn) + u32::from(fin);
         if syn && !ack && self.client.is_none() {
             self.client = Some(side);
-            self.syn_at_ns = Some(ts_ns);
             self.first_syn_ns = Some(ts_ns);
         }
         if !syn
@@ -184,7 +185,11 @@ impl TcpTracker {
         if syn {
             self.directions[side.index()].window_scale = tcp.options_summary().wscale;
             self.note(side, if ack { 'h' } else { 's' });
-            if ack && let Some(at) = self.syn_at_ns.take() {
+            if ack
+                && !self.syn_answered
+                && let Some(at) = self.first_syn_ns
+            {
+                self.syn_answered = true;
                 // SYN → SYN-ACK: the client's round trip to the server.
                 let client = side.other();
                 self.directions[client.index()]

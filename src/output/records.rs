@@ -19,14 +19,14 @@ pub enum Flush {
 pub const BLOCK: usize = 1024 * 1024;
 
 /// The buffer of encoded records and the writer they go to.
-struct Pending<W: Write> {
-    writer: W,
-    bytes: Vec<u8>,
+pub(super) struct Pending<W: Write> {
+    pub(super) writer: W,
+    pub(super) bytes: Vec<u8>,
     flush: Flush,
 }
 
 impl<W: Write> Pending<W> {
-    fn new(writer: W, flush: Flush) -> Self {
+    pub(super) fn new(writer: W, flush: Flush) -> Self {
         Pending {
             writer,
             bytes: Vec::with_capacity(BLOCK),
@@ -35,7 +35,7 @@ impl<W: Write> Pending<W> {
     }
 
     /// Hand the buffer to the writer if the policy says so.
-    fn record_done(&mut self) -> io::Result<()> {
+    pub(super) fn record_done(&mut self) -> io::Result<()> {
         match self.flush {
             Flush::Blocks if self.bytes.len() < BLOCK => Ok(()),
             Flush::Blocks => self.write_out(),
@@ -46,13 +46,13 @@ impl<W: Write> Pending<W> {
         }
     }
 
-    fn write_out(&mut self) -> io::Result<()> {
+    pub(super) fn write_out(&mut self) -> io::Result<()> {
         let written = self.writer.write_all(&self.bytes);
         self.bytes.clear();
         written
     }
 
-    fn finish(mut self) -> io::Result<W> {
+    pub(super) fn finish(mut self) -> io::Result<W> {
         self.write_out()?;
         self.writer.flush()?;
         Ok(self.writer)

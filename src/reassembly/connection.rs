@@ -26,6 +26,9 @@ pub struct ConnectionInfo {
     pub key: FlowKey,
     /// The side that opened the connection, once known.
     pub client: Option<Side>,
+    /// Time (ns since the epoch) of the flow's first packet: with the key, it names the
+    /// connection in logs that other tools join on (Zeek's uid).
+    pub first_ns: i64,
     /// Time (ns since the epoch) of the packet behind this call: the one that carried the
     /// bytes, or the connection's last packet when it is closed by the table or the input's end.
     pub ts_ns: i64,
@@ -250,6 +253,7 @@ mod tests {
             id: 1,
             key: FlowKey::new(6, 0, ep(1, 40000), ep(2, 80)).0,
             client: Some(Side::A),
+            first_ns: 0,
             ts_ns: 0,
         }
     }

@@ -662,6 +662,7 @@ pub fn run(args: &TapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         decode: Default::default(),
         reassembly: Some(StreamConfig::default()),
         reassembly_total_cap: REASSEMBLY_TOTAL_CAP,
+        zeek: false,
         metrics: metrics.cloned(),
     };
     let (stats, error) = run_pipeline(source.as_mut(), &pipeline, &mut tap);

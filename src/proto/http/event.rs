@@ -38,6 +38,8 @@ pub struct PairedRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpMessage {
     pub connection: u64,
+    /// Time of the connection's first packet (see `ConnectionInfo::first_ns`).
+    pub connection_first_ns: i64,
     /// Time of the packet that carried the message's first byte.
     pub timestamp_ns: i64,
     pub client: Endpoint,

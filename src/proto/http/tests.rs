@@ -26,6 +26,7 @@ fn info(id: u64, client_port: u16, server_port: u16, ts_ns: i64) -> ConnectionIn
         id,
         key: FlowKey::new(6, 0, endpoint(1, client_port), endpoint(2, server_port)).0,
         client: Some(Side::A),
+        first_ns: 0,
         ts_ns,
     }
 }

@@ -396,6 +396,7 @@ impl ConnectionState {
         let (client, server) = self.endpoints(cx.info);
         let mut message = HttpMessage {
             connection: cx.info.id,
+            connection_first_ns: cx.info.first_ns,
             timestamp_ns,
             client,
             server,
