@@ -84,12 +84,13 @@ pub fn transport_name(protocol: u8) -> &'static str {
 }
 
 /// Zeek's default `Site::local_nets`: the private and special-purpose ranges of the IANA
-/// registries (its `Site::private_address_space`), local unless configured otherwise.
+/// registries (its `Site::private_address_space`), local unless configured otherwise, and the
+/// local network control block (224.0.0.0/24), as the baselines of its test suite have it.
 pub fn is_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let n = v4.to_bits();
-            const NETS: [(u32, u32); 16] = [
+            const NETS: [(u32, u32); 15] = [
                 (0x0000_0000, 8),
                 (0x0a00_0000, 8),
                 (0x6440_0000, 10),
@@ -104,8 +105,8 @@ pub fn is_local(ip: IpAddr) -> bool {
                 (0xcb00_7100, 24),
                 (0xf000_0000, 4),
                 (0xffff_ffff, 32),
-                (0xffff_ffff, 32),
-                (0xffff_ffff, 32),
+                // The local network control block: Zeek's baselines count it local.
+                (0xe000_0000, 24),
             ];
             NETS.iter()
                 .any(|&(net, bits)| n >> (32 - bits) == net >> (32 - bits))
@@ -196,6 +197,7 @@ mod tests {
     #[test]
     fn local_is_zeeks_private_address_space() {
         for local in [
+            "224.0.0.251",
             "10.1.2.3",
             "192.168.0.27",
             "172.19.51.37",
