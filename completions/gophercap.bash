@@ -114,7 +114,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__flows)
-            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --anomalies --no-anomalies --syn-flood-window-secs --syn-threshold --unique-src-threshold --syn-flood-cooldown-secs --no-syn-flood --port-scan-window-secs --unique-ports-threshold --unique-hosts-threshold --port-scan-cooldown-secs --no-port-scan --anomaly-memory-mb --snaplen --promiscuous --no-promiscuous --timeout-ms --buffer-size-mb --immediate-mode --no-immediate-mode --user --metrics-addr --alerts-jsonl --write-pcap --hex-dump --no-hex-dump --stats --no-stats --stats-interval-ms --top-flows --packets --verbose --quiet --log-format --config --help --version"
+            opts="-i -f -c -v -q -h -V --interface --filter --count --flow-timeout-s --max-flows --export-json --export-csv --expired-flows-jsonl --zeek-conn --zeek-format --community-id-seed --anomalies --no-anomalies --syn-flood-window-secs --syn-threshold --unique-src-threshold --syn-flood-cooldown-secs --no-syn-flood --port-scan-window-secs --unique-ports-threshold --unique-hosts-threshold --port-scan-cooldown-secs --no-port-scan --anomaly-memory-mb --snaplen --promiscuous --no-promiscuous --timeout-ms --buffer-size-mb --immediate-mode --no-immediate-mode --user --metrics-addr --alerts-jsonl --write-pcap --hex-dump --no-hex-dump --stats --no-stats --stats-interval-ms --top-flows --packets --verbose --quiet --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -161,6 +161,18 @@ _gophercap() {
                     return 0
                     ;;
                 --expired-flows-jsonl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zeek-conn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zeek-format)
+                    COMPREPLY=($(compgen -W "tsv json" -- "${cur}"))
+                    return 0
+                    ;;
+                --community-id-seed)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -406,7 +418,7 @@ _gophercap() {
             return 0
             ;;
         gophercap__subcmd__http__subcmd__trace)
-            opts="-i -f -c -v -q -h -V --interface --filter --count --port --stdout --output-file --output-url --allow-http --format --method --host --url --user-agent --redact-header --no-redact --max-header-bytes --max-body-size --decompress --sample-rate --max-concurrent-connections --connection-idle-timeout-ms --max-reassembly-mb --no-traffic-warning-s --capture-stats-interval-s --grace-period-s --snaplen --promiscuous --no-promiscuous --timeout-ms --buffer-size-mb --immediate-mode --no-immediate-mode --user --metrics-addr --verbose --quiet --log-format --config --help --version"
+            opts="-i -f -c -v -q -h -V --interface --filter --count --port --stdout --output-file --output-url --allow-http --format --method --host --url --user-agent --redact-header --no-redact --max-header-bytes --max-body-size --community-id-seed --decompress --sample-rate --max-concurrent-connections --connection-idle-timeout-ms --max-reassembly-mb --no-traffic-warning-s --capture-stats-interval-s --grace-period-s --snaplen --promiscuous --no-promiscuous --timeout-ms --buffer-size-mb --immediate-mode --no-immediate-mode --user --metrics-addr --verbose --quiet --log-format --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -477,6 +489,10 @@ _gophercap() {
                     return 0
                     ;;
                 --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --community-id-seed)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

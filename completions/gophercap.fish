@@ -68,6 +68,10 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l max-flows 
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-json -d 'Write the flow table as one JSON array, each flow appended as it ends (`-`: stdout)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l export-csv -d 'Write the flow table as CSV (NetScope\'s columns first), each flow as it ends (`-`: stdout)' -r -F
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l expired-flows-jsonl -d 'Stream each flow as one JSON line when it ends (idle, evicted, replaced or at the end; `-`: stdout)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l zeek-conn -d 'Write Zeek\'s conn.log here, each connection as it ends (`-`: stdout)' -r -F
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l zeek-format -d 'The form of the Zeek logs: Zeek\'s TSV with its header, or its JSON lines' -r -f -a "tsv\t'Tab-separated with Zeek\'s header lines (zeek-cut reads it)'
+json\t'One JSON object per line, as Zeek\'s `LogAscii::use_json` writes it'"
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l community-id-seed -d 'The seed of the Community IDs written (sites that compare logs agree on one)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-flood-window-secs -d 'SYN flood: window in seconds' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l syn-threshold -d 'SYN flood: SYNs to one ip:port within the window' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l unique-src-threshold -d 'SYN flood: distinct sources among them' -r
@@ -104,7 +108,7 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l no-stats -
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -l packets -d 'Per-packet lines even when stdout is not a terminal (they are printed by default on a terminal; the global `-q/--quiet` stops them, as NetScope\'s `--quiet` does)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s q -l quiet -d 'Only errors on stderr; no progress bar or summary line'
-complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s h -l help -d 'Print help'
+complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gophercap -n "__fish_gophercap_using_subcommand flows" -s V -l version -d 'Print version'
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s i -l interface -d 'Capture live from this interface instead (SIGINT/SIGTERM end it)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -s f -l filter -d 'Only packets that match this BPF expression (live with --port and no filter: `tcp port P or ...`)' -r
@@ -121,6 +125,7 @@ complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l user-
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l redact-header -d 'Replace this header\'s values with [REDACTED] (repeat; given, it replaces the default list: Authorization, Proxy-Authorization, Cookie, Set-Cookie)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-header-bytes -d 'Longest message head read; a longer one is reported and skipped' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-body-size -d 'Body bytes kept per message; the rest is counted and `body_truncated` set' -r
+complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l community-id-seed -d 'The seed of the Community IDs written (sites that compare logs agree on one)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l sample-rate -d 'Share of connections traced (0 to 1), chosen by a hash of the connection\'s endpoints' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l max-concurrent-connections -d 'Connections followed at once; the least recently active is dropped (and logged)' -r
 complete -c gophercap -n "__fish_gophercap_using_subcommand http-trace" -l connection-idle-timeout-ms -d 'A connection idle this long (packet time offline) is closed' -r

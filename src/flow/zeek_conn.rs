@@ -195,10 +195,10 @@ impl End {
 
 /// What the log says of one connection, in the originator's terms.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ConnSummary {
+pub struct ConnSummary<'a> {
     /// The originator's side of the flow key.
     pub originator: Side,
-    pub history: String,
+    pub history: &'a str,
     pub conn_state: &'static str,
     pub orig_bytes: u64,
     pub resp_bytes: u64,
@@ -533,7 +533,7 @@ impl ZeekConn {
     }
 
     /// The connection as logged.
-    pub fn summary(&self) -> ConnSummary {
+    pub fn summary(&self) -> ConnSummary<'_> {
         let o = &self.ends[self.originator.index()];
         let r = &self.ends[self.originator.other().index()];
         let (orig_bytes, resp_bytes) = if self.protocol == 6 {
@@ -553,7 +553,7 @@ impl ZeekConn {
                 },
                 _ => "OTH",
             },
-            history: self.history.clone(),
+            history: &self.history,
             orig_bytes,
             resp_bytes,
             missed_bytes: o.missed + r.missed,
@@ -698,7 +698,7 @@ mod tests {
                 .packet(side, &decoded, self.ts);
         }
 
-        fn summary(&self) -> ConnSummary {
+        fn summary(&self) -> ConnSummary<'_> {
             self.zeek.as_ref().unwrap().summary()
         }
     }
@@ -742,7 +742,7 @@ mod tests {
         c.send(true, 100, 0, SYN, b"");
         c.send(true, 100, 0, SYN, b"");
         let s = c.summary();
-        assert_eq!((s.conn_state, s.history.as_str()), ("S0", "S"));
+        assert_eq!((s.conn_state, s.history), ("S0", "S"));
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub struct ConnFacts<'a> {
     pub first_ns: i64,
     /// Per side of the key.
     pub stats: &'a [DirectionStats; 2],
-    pub summary: &'a ConnSummary,
+    pub summary: &'a ConnSummary<'a>,
     /// The ICMP type and code of the first packet, for ICMP flows (Zeek's ports for them).
     pub icmp: Option<[u8; 2]>,
     pub community_id: CommunityId,
@@ -178,7 +178,7 @@ impl<'a> ConnRecord<'a> {
             local_orig: is_local(orig.ip),
             local_resp: is_local(resp.ip),
             missed_bytes: s.missed_bytes,
-            history: &s.history,
+            history: s.history,
             orig_pkts: os.packets,
             orig_ip_bytes: os.ip_bytes,
             resp_pkts: rs.packets,
@@ -238,7 +238,7 @@ mod tests {
         .0;
         let summary = ConnSummary {
             originator: crate::flow::Side::A,
-            history: "S".into(),
+            history: "S",
             conn_state: "S0",
             orig_bytes: 0,
             resp_bytes: 0,
