@@ -320,8 +320,10 @@ for want in "interface=eth0" "placement=pod_name=web-0" "namespace=gophercap-tes
 done
 pass "start log: $start_line"
 
-python3 - "$WORK/sidecar.out" "$N" "$POD_IP" "$HTTP_PORT" "$SUBNET_PREFIX.1" <<'EOF' \
-    || { show_sidecar; fail "the sidecar's JSON lines"; }
+# check_messages FILE N IP PORT: the N requests from the host to IP:PORT and their responses,
+# each once and nothing else, in the JSON lines FILE.
+check_messages() {
+    python3 - "$1" "$2" "$3" "$4" "$SUBNET_PREFIX.1" <<'EOF'
 import json, sys
 path, n, ip, port, client = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 requests, responses = {}, {}
@@ -343,6 +345,9 @@ assert requests == want, f"requests: {requests}"
 assert responses == want, f"responses: {responses}"
 print(f"{len(requests)} requests and {len(responses)} responses, each once")
 EOF
+}
+check_messages "$WORK/sidecar.out" "$N" "$POD_IP" "$HTTP_PORT" \
+    || { show_sidecar; fail "the sidecar's JSON lines"; }
 pass "every request and response in the sidecar's JSON lines"
 
 # ---------------------------------------------------------------------------------------------
