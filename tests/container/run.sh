@@ -19,12 +19,23 @@
 #      it does not (podman would have made NET_RAW ambient for that user, a cluster does not).
 #      `--user 65534:65534` is refused with NET_RAW alone and, with SETUID and SETGID added,
 #      leaves the capture open as 65534 without a capability.
+#   e. the webhook's patch, run: certificates from `gophercap webhook certs`, the webhook from the
+#      image as deploy/deployment.yaml runs it, an AdmissionReview of a Deployment's pod
+#      (testdata/admission) whose container is step c's server POSTed over HTTPS with the
+#      certificate verified for the Service's name, the patch applied with jsonpatch and the pod
+#      validated (tests/webhook/patched_pod.py), then `podman kube play` of that pod. What kube
+#      play is given differs from the patched pod only where the API server, the kubelet or
+#      podman 4.3 require (the step says where, and checks it). podman must run the sidecar with
+#      the injected securityContext, args and memory limit; N requests from the host must all
+#      be in the injected sidecar's JSON lines, its start log must name the interface and the
+#      pod, and it must exit 0 on `podman pod stop`.
 #
 # The bases are kept under /var/cache/gophercap-test-bases (GOPHERCAP_TEST_BASES), one tarball
 # per package list, and in podman's image store; a machine without them makes them (about a
-# minute). Everything the run creates (pod, network, containers, the runc bundle) is removed on
-# exit, failed or not. Needs root, podman, runc, mmdebstrap, catatonit, curl and python3; without
-# root it skips, except under CI=true where it fails.
+# minute). Everything the run creates (pods, network, containers, certificates, the runc bundle)
+# is removed on exit, failed or not. Needs root, podman, runc, mmdebstrap, catatonit, curl and
+# python3 with jsonpatch and kubernetes-validate; without root it skips, except under CI=true
+# where it fails.
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
@@ -37,6 +48,13 @@ HTTP_PORT=8080
 METRICS_PORT=9100
 STOP_GRACE_S=20                # podman stop's timeout; gophercap's own --grace-period-s is 10
 NAME=gophercap-ctest           # prefix of every pod, network and container made here
+WEBHOOK_IP=$SUBNET_PREFIX.20   # step e: the webhook, standing in for its Service
+WEBHOOK_HOST=gophercap-webhook.gophercap.svc
+KUBE_POD_IP=$SUBNET_PREFIX.11  # step e: the pod the webhook patched, under podman kube play
+# podman 4 kube play publishes every containerPort on the host (0.0.0.0): step e's pod declares
+# ports a shared machine is unlikely to use.
+KUBE_HTTP_PORT=18080
+KUBE_METRICS_PORT=19100
 IMAGE=localhost/gophercap:ctest
 CACHE=${GOPHERCAP_TEST_BASES:-/var/cache/gophercap-test-bases}
 SUITE=bookworm
@@ -57,6 +75,8 @@ fi
 for tool in podman runc mmdebstrap catatonit curl python3 rustc timeout; do
     command -v "$tool" >/dev/null || fail "$tool is missing (.ci/run installs podman, runc, mmdebstrap and catatonit)"
 done
+python3 -c 'import jsonpatch, kubernetes_validate' 2>/dev/null \
+    || fail "python3 lacks jsonpatch or kubernetes_validate (pip install jsonpatch kubernetes-validate)"
 
 WORK=$(mktemp -d /tmp/gophercap-ctest.XXXXXX)
 # crun fails on this kernel's cgroups and raising limits is denied: runc, cgroupfs and
@@ -85,7 +105,10 @@ remove_all() {
     done
     if [ -n "$MOUNTED" ]; then podman umount "$MOUNTED" >/dev/null 2>&1; fi
     podman pod rm -f -t 0 "$NAME-pod" >/dev/null 2>&1
-    for c in rootfs server sidecar; do podman rm -f -t 0 "$NAME-$c" >/dev/null 2>&1; done
+    # Step e's pod, named by generateName.
+    podman pod ls --format '{{.Name}}' 2>/dev/null | grep "^$NAME-web-" \
+        | xargs -r podman pod rm -f -t 0 >/dev/null 2>&1
+    for c in rootfs server sidecar webhook; do podman rm -f -t 0 "$NAME-$c" >/dev/null 2>&1; done
     podman network rm -f "$NAME-net" >/dev/null 2>&1
     set -e
 }
@@ -477,6 +500,226 @@ echo "podman, uid 65534: $(head -1 "$WORK/podman-65534.err") -> exit $rc"
 [ "$(status_of "$WORK/podman-65534.err" CapAmb)" = 0000000000002000 ] && [ "$rc" = 0 ] \
     || fail "podman no longer makes NET_RAW ambient for a non-root user; the README's reasoning needs a look"
 pass "podman, uid 65534: NET_RAW ambient, captures (a cluster runtime gives no ambient set)"
+
+# ---------------------------------------------------------------------------------------------
+step "e. the webhook's pod, played: certificates, an AdmissionReview over HTTPS, podman kube play"
+
+# The webhook as deploy/deployment.yaml runs it (its arguments, uid 65532, no capability, a
+# read-only root, the certificates mounted read-only with a Secret volume's mode 0644), from
+# the image, at an address of the pod network that stands in for its Service. The certificates
+# are those of `webhook certs` for the Service's name.
+mkdir -p "$WORK/certs"
+podman run --rm -v "$WORK/certs:/certs" "$IMAGE" webhook certs --service "${WEBHOOK_HOST%%.*}" \
+    --namespace gophercap --out /certs >"$WORK/ca-bundle" || fail "webhook certs"
+chmod 0644 "$WORK/certs/tls.crt" "$WORK/certs/tls.key"
+podman run -d --name "$NAME-webhook" --network "$NAME-net" --ip "$WEBHOOK_IP" \
+    --user 65532:65532 --cap-drop all --security-opt no-new-privileges --read-only \
+    -v "$WORK/certs:/tls:ro" "$IMAGE" \
+    webhook --listen=0.0.0.0:8443 --tls-cert=/tls/tls.crt --tls-key=/tls/tls.key \
+    --image="$IMAGE" --sidecar-metrics-port="$KUBE_METRICS_PORT" --log-format=json >/dev/null
+# Every request to it as the API server makes them: HTTPS to the Service's name, the server's
+# certificate verified against the CA.
+webhook_https() {
+    curl -sS --max-time 5 --cacert "$WORK/certs/ca.crt" \
+        --resolve "$WEBHOOK_HOST:8443:$WEBHOOK_IP" "$@"
+}
+show_webhook() { echo "--- webhook log" >&2; podman logs "$NAME-webhook" 2>&1 | tail -20 >&2; }
+for i in $(seq 1 40); do
+    code=$(webhook_https -o /dev/null -w '%{http_code}' "https://$WEBHOOK_HOST:8443/readyz" 2>/dev/null || true)
+    [ "$code" = 200 ] && break
+    if [ "$i" -eq 40 ]; then show_webhook; fail "the webhook's /readyz was not 200 within 20 s (last: $code)"; fi
+    sleep 0.5
+done
+pass "webhook up from the image, as uid 65532 with no capability; its certificate for $WEBHOOK_HOST verified against the CA of webhook certs"
+
+# The AdmissionReview of testdata/admission/deployment-pod.json, as the API server sends the
+# pod a Deployment's ReplicaSet creates (generateName and no name, the namespace in the request
+# only, the API server's defaults filled in), its container step c's HTTP server. The stand-in
+# base declares no PATH, and kube play, unlike podman run, gives a container none: full paths.
+# As its container's first process python ignores SIGTERM; a shell that traps it ends the
+# container at once, so that stopping the pod does not wait for SIGKILL.
+python3 - "$ROOT/testdata/admission/deployment-pod.json" "$SERVER_BASE" "$NAME-web-7f9c6d9b8" \
+    "$KUBE_HTTP_PORT" >"$WORK/review.json" <<'EOF'
+import json, sys
+fixture, image, replicaset, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+review = json.load(open(fixture))
+request = review["request"]
+assert request["operation"] == "CREATE" and request["kind"]["kind"] == "Pod", request
+pod = request["object"]
+assert "name" not in pod["metadata"] and "namespace" not in pod["metadata"], pod["metadata"]
+pod["metadata"]["generateName"] = replicaset + "-"
+pod["metadata"]["ownerReferences"][0]["name"] = replicaset
+(web,) = pod["spec"]["containers"]
+web["image"] = image
+web["command"] = ["/bin/sh", "-c", "trap 'exit 0' TERM; /usr/bin/python3 -m http.server "
+                  f"{port} --bind 0.0.0.0 --directory /etc & wait"]
+web["ports"] = [{"containerPort": port, "protocol": "TCP"}]
+json.dump(review, sys.stdout)
+EOF
+code=$(webhook_https -o "$WORK/answer.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "@$WORK/review.json" "https://$WEBHOOK_HOST:8443/mutate") \
+    || { show_webhook; fail "POST /mutate"; }
+[ "$code" = 200 ] || { cat "$WORK/answer.json" >&2; fail "POST /mutate answered $code"; }
+python3 - "$WORK/review.json" "$WORK/answer.json" <<'EOF' || fail "the AdmissionReview answer"
+import json, sys
+request, answer = (json.load(open(p)) for p in sys.argv[1:3])
+r = answer["response"]
+assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview", answer
+assert r["uid"] == request["request"]["uid"] and r["allowed"] is True, r
+assert r["patchType"] == "JSONPatch" and r.get("patch"), r
+EOF
+# The patch applied by an implementation other than gophercap's, the pod validated (strict).
+python3 tests/webhook/patched_pod.py "$WORK/review.json" "$WORK/answer.json" \
+    >"$WORK/patched.json" 2>"$WORK/patched.err" \
+    || { cat "$WORK/patched.err" >&2; fail "the patched pod"; }
+pass "POST /mutate over HTTPS: allowed, a JSON Patch; jsonpatch applies it and the pod is valid for Kubernetes $(python3 -c 'import kubernetes_validate as k; print(k.latest_version())') (strict)"
+
+# From the patched pod to what kube play runs: what the API server and the kubelet would do
+# after admission, and what podman 4.3 cannot take, and nothing else; the script checks that
+# undoing these gives back the patched pod exactly.
+# - a name from generateName (5 characters, as the API server makes them) and the namespace;
+# - the env entries from the fieldRefs metadata.namespace and spec.nodeName, which kube play
+#   refuses (it resolves metadata.name), as plain values: what the kubelet would resolve;
+# - the annotation gophercap.io/injected left out: kube play holds annotation values to 63
+#   characters (Kubernetes allows 256 KiB); its value is checked here.
+# The sidecar's image is local and the patch sets no imagePullPolicy: for a tag other than
+# latest, kube play's default is to pull only a missing image, so nothing is pulled.
+python3 - "$WORK/review.json" "$WORK/patched.json" "$(hostname)" "$IMAGE" "$KUBE_HTTP_PORT" \
+    "$KUBE_METRICS_PORT" >"$WORK/played.json" 2>"$WORK/played.err" <<'EOF' \
+    || { cat "$WORK/played.err" >&2; fail "the pod for kube play"; }
+import copy, json, random, sys
+review_path, patched_path, node, image, port, metrics = sys.argv[1:7]
+namespace = json.load(open(review_path))["request"]["namespace"]
+patched = json.load(open(patched_path))
+pod = copy.deepcopy(patched)
+meta = pod["metadata"]
+meta["name"] = meta["generateName"] + "".join(
+    random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+meta["namespace"] = namespace
+injected = meta["annotations"].pop("gophercap.io/injected")
+want = f"container=gophercap image={image} ports={port} metrics={metrics}"
+assert injected == want, f"gophercap.io/injected: {injected!r}, want {want!r}"
+(sidecar,) = [c for c in pod["spec"]["containers"] if c["name"] == "gophercap"]
+resolved = {"metadata.namespace": namespace, "spec.nodeName": node}
+replaced = {}
+for i, env in enumerate(sidecar["env"]):
+    path = env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    if path in resolved:
+        sidecar["env"][i] = {"name": env["name"], "value": resolved[path]}
+        replaced[env["name"]] = env
+assert sorted(replaced) == ["NAMESPACE", "NODE_NAME"], replaced
+
+# Undone, the changes give back the patched pod.
+undone = copy.deepcopy(pod)
+del undone["metadata"]["name"], undone["metadata"]["namespace"]
+undone["metadata"]["annotations"]["gophercap.io/injected"] = injected
+(c,) = [c for c in undone["spec"]["containers"] if c["name"] == "gophercap"]
+c["env"] = [replaced.get(e["name"], e) for e in c["env"]]
+assert undone == patched, "the pod for kube play differs from the patched pod in more than these"
+
+# What the sidecar must keep: the injected securityContext, args, resources and probe.
+assert sidecar["securityContext"] == {
+    "capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]},
+    "allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+    "runAsUser": 0, "runAsNonRoot": False,
+}, sidecar["securityContext"]
+assert sidecar["args"] == ["http-trace", "--max-concurrent-connections=2000",
+                           "--max-body-size=65536", "--max-reassembly-mb=32"], sidecar["args"]
+assert sidecar["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"memory": "344Mi"}}, sidecar["resources"]
+assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": int(metrics)}
+assert "imagePullPolicy" not in sidecar and sidecar["image"] == image, sidecar
+json.dump(pod, sys.stdout)
+print(f"{meta['name']} in {namespace}: {', '.join(sorted(replaced))} as values, "
+      f"the annotation ({len(injected)} characters) left out", file=sys.stderr)
+EOF
+KUBE_POD=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata"]["name"])' \
+    "$WORK/played.json")
+echo "for kube play: $(cat "$WORK/played.err")"
+pass "the pod for kube play is the patched pod but for the name, the two fieldRefs and the annotation; securityContext, args, resources and probe as injected"
+
+# The liveness probe becomes a podman healthcheck run by systemd timers; without systemd podman
+# logs that it cannot add them and goes on.
+timeout 120 podman kube play --network "$NAME-net" --ip "$KUBE_POD_IP" "$WORK/played.json" \
+    >"$WORK/kube-play.log" 2>&1 || { cat "$WORK/kube-play.log" >&2; fail "podman kube play"; }
+KUBE_SIDECAR=$KUBE_POD-gophercap
+kube_sidecar_logs() {
+    podman logs "$KUBE_SIDECAR" >"$WORK/kube-sidecar.out" 2>"$WORK/kube-sidecar.err" || true
+}
+show_kube_sidecar() {
+    kube_sidecar_logs
+    echo "--- $KUBE_SIDECAR stderr" >&2
+    tail -20 "$WORK/kube-sidecar.err" >&2
+}
+
+# What podman runs is what the webhook wrote: NET_RAW alone, no_new_privs, a read-only root,
+# uid 0, the args, the memory limit (344Mi).
+podman inspect "$KUBE_SIDECAR" >"$WORK/kube-sidecar.inspect.json"
+python3 - "$WORK/played.json" "$WORK/kube-sidecar.inspect.json" <<'EOF' \
+    || { show_kube_sidecar; fail "the sidecar podman ran"; }
+import json, sys
+(want,) = [c for c in json.load(open(sys.argv[1]))["spec"]["containers"] if c["name"] == "gophercap"]
+(got,) = json.load(open(sys.argv[2]))
+assert got["State"]["Running"], got["State"]
+assert got["EffectiveCaps"] == ["CAP_NET_RAW"] and got["BoundingCaps"] == ["CAP_NET_RAW"], got
+assert "no-new-privileges" in got["HostConfig"]["SecurityOpt"], got["HostConfig"]["SecurityOpt"]
+assert got["HostConfig"]["ReadonlyRootfs"] is True
+assert got["Config"]["User"] in ("0", "0:0"), got["Config"]["User"]
+assert got["Args"] == want["args"], got["Args"]
+assert got["HostConfig"]["Memory"] == 344 * 2**20, got["HostConfig"]["Memory"]
+EOF
+pass "podman runs the sidecar as injected: NET_RAW alone, no_new_privs, read-only root, uid 0, the args, 344Mi"
+
+# Bounded waits: the capture is open (/readyz), and the server accepts connections (a TCP
+# connection without a request, so that nothing is traced before the N requests).
+for i in $(seq 1 60); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+        "http://$KUBE_POD_IP:$KUBE_METRICS_PORT/readyz" || true)
+    if [ "$code" = 200 ] && timeout 1 bash -c ": <>/dev/tcp/$KUBE_POD_IP/$KUBE_HTTP_PORT" 2>/dev/null; then
+        break
+    fi
+    if [ "$i" -eq 60 ]; then show_kube_sidecar; fail "the played pod was not ready within 30 s (sidecar /readyz: $code)"; fi
+    sleep 0.5
+done
+for i in $(seq 1 "$N"); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+        -H "User-Agent: gophercap-container-test" "http://$KUBE_POD_IP:$KUBE_HTTP_PORT/hostname?n=$i") \
+        || fail "request $i to the played pod failed"
+    [ "$code" = 200 ] || fail "request $i to the played pod answered $code"
+done
+# The last response may still be on its way through the capture: poll its stdout, bounded.
+for i in $(seq 1 40); do
+    kube_sidecar_logs
+    lines=$(grep -c '"direction"' "$WORK/kube-sidecar.out" || true)
+    [ "$lines" -ge $((2 * N)) ] && break
+    sleep 0.5
+done
+pass "$N requests to $KUBE_POD_IP:$KUBE_HTTP_PORT, $lines JSON lines on the sidecar's stdout"
+
+t0=$(date +%s)
+timeout $((STOP_GRACE_S + 15)) podman pod stop -t "$STOP_GRACE_S" "$KUBE_POD" \
+    >/dev/null 2>"$WORK/pod-stop.err" || { cat "$WORK/pod-stop.err" >&2; fail "podman pod stop"; }
+took=$(( $(date +%s) - t0 ))
+exit_code=$(podman inspect "$KUBE_SIDECAR" --format '{{.State.ExitCode}}')
+kube_sidecar_logs
+if [ "$exit_code" != 0 ] || [ "$took" -ge "$STOP_GRACE_S" ]; then
+    show_kube_sidecar
+    fail "after pod stop the injected sidecar exited $exit_code in ${took}s (grace ${STOP_GRACE_S}s)"
+fi
+start_line=$(grep -m1 'http-trace capturing' "$WORK/kube-sidecar.err" || true)
+namespace=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["request"]["namespace"])' \
+    "$WORK/review.json")
+for want in "interface=eth0" "ports=$KUBE_HTTP_PORT" \
+    "placement=pod_name=$KUBE_POD namespace=$namespace node_name=$(hostname)"; do
+    [[ "$start_line" == *"$want"* ]] || { show_kube_sidecar; fail "start log lacks $want: $start_line"; }
+done
+check_messages "$WORK/kube-sidecar.out" "$N" "$KUBE_POD_IP" "$KUBE_HTTP_PORT" \
+    || { show_kube_sidecar; fail "the injected sidecar's JSON lines"; }
+pass "the injected sidecar traced every request and response, named the interface and the pod at start, and exited 0 in ${took}s"
+
+timeout 60 podman kube down "$WORK/played.json" >/dev/null 2>&1 || fail "podman kube down"
+! podman pod exists "$KUBE_POD" || fail "the played pod is still there after kube down"
+pass "podman kube down removed the pod"
 
 echo
 echo "image $IMAGE: $((size / 1000000)) MB; $(( $(date +%s) - START )) s in all"
