@@ -132,11 +132,13 @@ impl CommunityIdHasher {
             put(&s.to_be_bytes());
             put(&d.to_be_bytes());
         }
-        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &input[..len]);
+        // SHA-1 as the specification says; the sha1 crate uses the processor's SHA extensions
+        // where it has them (one hash per flow on the export path).
+        let digest = <sha1::Sha1 as sha1::Digest>::digest(&input[..len]);
         let mut id = [0u8; LEN];
         id[..2].copy_from_slice(b"1:");
         let encoded = base64_simd::STANDARD
-            .encode(digest.as_ref(), base64_simd::Out::from_slice(&mut id[2..]));
+            .encode(digest.as_slice(), base64_simd::Out::from_slice(&mut id[2..]));
         debug_assert_eq!(encoded.len(), LEN - 2);
         CommunityId(id)
     }
