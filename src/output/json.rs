@@ -5,6 +5,7 @@
 //! time ([`super::escape`]), which is most of the cost of a line that carries an HTTP body.
 
 use super::escape::{first_escape, write_base64, write_str};
+use super::field_names::{FieldNames, Learning};
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 use std::fmt::Display;
@@ -187,6 +188,24 @@ impl Brackets {
 pub struct Compound<'e, 'a> {
     encoder: &'e mut Encoder<'a>,
     brackets: Brackets,
+    names: Names,
+}
+
+/// How a struct's field names are written.
+enum Names {
+    /// Each the long way: not a struct.
+    Written,
+    /// From what the struct's first record taught, field by field.
+    Known {
+        names: &'static FieldNames,
+        position: usize,
+    },
+    /// The long way, kept for the struct's next records at this depth.
+    Learning {
+        name: &'static str,
+        depth: Option<usize>,
+        learning: Learning,
+    },
 }
 
 impl Compound<'_, '_> {
@@ -212,7 +231,41 @@ impl Compound<'_, '_> {
     }
 
     fn finish(self) {
+        if let Names::Learning {
+            name,
+            depth,
+            learning,
+        } = self.names
+        {
+            learning.keep(name, depth);
+        }
         self.brackets.finish(self.encoder);
+    }
+
+    /// A struct field's name, from the learned names when they hold.
+    #[inline]
+    fn field_name(&mut self, key: &'static str) {
+        match &mut self.names {
+            Names::Known { names, position } => {
+                let prefix = names.prefix(*position, key);
+                *position += 1;
+                match prefix {
+                    Some(prefix) => {
+                        self.brackets.first = false;
+                        self.encoder.out.extend_from_slice(prefix);
+                    }
+                    None => self.key(key),
+                }
+            }
+            Names::Learning { .. } => {
+                let start = self.encoder.out.len() + usize::from(!self.brackets.first);
+                self.key(key);
+                if let Names::Learning { learning, .. } = &mut self.names {
+                    learning.field(key, &self.encoder.out[start..]);
+                }
+            }
+            Names::Written => self.key(key),
+        }
     }
 }
 
@@ -329,6 +382,7 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
         Ok(Compound {
             encoder: self,
             brackets,
+            names: Names::Written,
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<Compound<'e, 'a>, JsonError> {
@@ -355,10 +409,26 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
         Ok(Compound {
             encoder: self,
             brackets,
+            names: Names::Written,
         })
     }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Compound<'e, 'a>, JsonError> {
-        self.serialize_map(Some(len))
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Compound<'e, 'a>, JsonError> {
+        let depth = self.indent;
+        let names = match FieldNames::known(name, depth) {
+            Some(names) => Names::Known { names, position: 0 },
+            None => Names::Learning {
+                name,
+                depth,
+                learning: Learning::default(),
+            },
+        };
+        let mut compound = self.serialize_map(Some(len))?;
+        compound.names = names;
+        Ok(compound)
     }
     fn serialize_struct_variant(
         self,
@@ -432,7 +502,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), JsonError> {
-        self.key(key);
+        self.field_name(key);
         value.serialize(&mut *self.encoder)
     }
     fn end(self) -> Result<(), JsonError> {
@@ -453,12 +523,18 @@ impl<'e, 'a> Variant<'e, 'a> {
         let brackets = encoder.open(bracket, empty);
         Variant {
             outer,
-            inner: Compound { encoder, brackets },
+            inner: Compound {
+                encoder,
+                brackets,
+                names: Names::Written,
+            },
         }
     }
 
     fn finish(self) {
-        let Compound { encoder, brackets } = self.inner;
+        let Compound {
+            encoder, brackets, ..
+        } = self.inner;
         brackets.finish(encoder);
         self.outer.finish(encoder);
     }
@@ -738,6 +814,47 @@ mod tests {
             skipped: None,
             unit: (),
         });
+    }
+
+    #[derive(Serialize)]
+    struct Inner {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first: Option<u8>,
+        #[serde(rename = "odd \"name\"\n")]
+        odd: u8,
+        last: &'static str,
+    }
+
+    #[derive(Serialize)]
+    struct Outer {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        maybe: Option<u32>,
+        inner: Inner,
+        list: Vec<Inner>,
+        end: bool,
+    }
+
+    /// Struct names are learned from a struct's first record (per depth, when pretty) and
+    /// reused: records whose fields come and go (skipped, first or not), nested at several
+    /// depths, with names that need escaping, written one after another, compact and pretty,
+    /// each as serde_json writes it.
+    #[test]
+    fn learned_field_names_give_what_serde_json_writes_whatever_fields_are_present() {
+        let mut rng = XorShift::new(3);
+        let mut inner = |rng: &mut XorShift| Inner {
+            first: rng.next().is_multiple_of(2).then_some(1),
+            odd: (rng.next() % 200) as u8,
+            last: "x",
+        };
+        for _ in 0..200 {
+            let record = Outer {
+                maybe: rng.next().is_multiple_of(3).then_some(7),
+                inner: inner(&mut rng),
+                list: (0..rng.next() % 3).map(|_| inner(&mut rng)).collect(),
+                end: rng.next().is_multiple_of(2),
+            };
+            same_as_serde_json(&record);
+        }
     }
 
     #[derive(Serialize)]

@@ -6,6 +6,7 @@
 
 pub mod csv;
 mod escape;
+mod field_names;
 pub mod json;
 pub mod records;
 pub mod table;
