@@ -137,8 +137,10 @@ impl CommunityIdHasher {
         let digest = <sha1::Sha1 as sha1::Digest>::digest(&input[..len]);
         let mut id = [0u8; LEN];
         id[..2].copy_from_slice(b"1:");
-        let encoded = base64_simd::STANDARD
-            .encode(digest.as_slice(), base64_simd::Out::from_slice(&mut id[2..]));
+        let encoded = base64_simd::STANDARD.encode(
+            digest.as_slice(),
+            base64_simd::Out::from_slice(&mut id[2..]),
+        );
         debug_assert_eq!(encoded.len(), LEN - 2);
         CommunityId(id)
     }
