@@ -841,7 +841,7 @@ mod tests {
     #[test]
     fn learned_field_names_give_what_serde_json_writes_whatever_fields_are_present() {
         let mut rng = XorShift::new(3);
-        let mut inner = |rng: &mut XorShift| Inner {
+        let inner = |rng: &mut XorShift| Inner {
             first: rng.next().is_multiple_of(2).then_some(1),
             odd: (rng.next() % 200) as u8,
             last: "x",
