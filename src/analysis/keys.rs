@@ -55,6 +55,13 @@ impl<K: Hash + Eq + Copy, V: Clear> KeyTable<K, V> {
 
     /// The key's state (now the most recently active), made by `make` or from a spare if new.
     pub fn entry(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        // The most recently active key again (a flood's one service, packet after packet):
+        // no hashing, nothing to move.
+        if let Some(newest) = self.entries.get(self.newest as usize)
+            && newest.key == key
+        {
+            return &mut self.entries[self.newest as usize].state;
+        }
         let hash = self.hasher.hash_one(key);
         let entries = &self.entries;
         if let Some(&at) = self.index.find(hash, |&i| entries[i as usize].key == key) {
