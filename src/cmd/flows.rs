@@ -280,13 +280,32 @@ struct IntervalStats {
     started_ns: Option<i64>,
     packets: u64,
     bytes: u64,
-    /// Flow id → (description, bytes at the interval's start, bytes now).
-    flows: std::collections::HashMap<u64, (String, u64, u64)>,
-    /// Bytes per flow at the last report, so deltas survive across intervals.
+    /// The flows with traffic in this interval.
+    flows: std::collections::HashMap<u64, IntervalFlow>,
+    /// Bytes per flow at the last report, so deltas survive across intervals; only flows still
+    /// in the table (an ended flow is forgotten), so it is bounded by the table.
     reported: std::collections::HashMap<u64, u64>,
 }
 
+/// A flow's bytes in the current interval.
+struct IntervalFlow {
+    description: String,
+    /// Bytes at the interval's start, and now.
+    from: u64,
+    to: u64,
+    /// It left the table during the interval: reported once more, then forgotten.
+    ended: bool,
+}
+
 impl IntervalStats {
+    /// Flow `id` left the table: nothing of it is kept past this interval's report.
+    fn ended(&mut self, id: u64) {
+        self.reported.remove(&id);
+        if let Some(flow) = self.flows.get_mut(&id) {
+            flow.ended = true;
+        }
+    }
+
     fn now_ns(&self, packet_ts: i64) -> i64 {
         if self.live {
             chrono::Utc::now()
@@ -316,18 +335,19 @@ impl IntervalStats {
             let before = self.reported.get(&f.id).copied().unwrap_or(0);
             let entry = self.flows.entry(f.id).or_insert_with(|| {
                 let k = &f.key;
-                (
-                    format!(
+                IntervalFlow {
+                    description: format!(
                         "{} {} <-> {}",
                         protocol_name(k.protocol),
                         std::net::SocketAddr::new(k.a.ip, k.a.port),
                         std::net::SocketAddr::new(k.b.ip, k.b.port)
                     ),
-                    before,
-                    total,
-                )
+                    from: before,
+                    to: total,
+                    ended: false,
+                }
             });
-            entry.2 = total;
+            entry.to = total;
         }
         Ok(())
     }
@@ -345,14 +365,16 @@ impl IntervalStats {
         let mut ranked: Vec<(u64, &String)> = self
             .flows
             .values()
-            .map(|(d, from, to)| (to.saturating_sub(*from), d))
+            .map(|f| (f.to.saturating_sub(f.from), &f.description))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         for (i, (delta, description)) in ranked.iter().take(self.top).enumerate() {
             writeln!(out, "[stats]   #{} {description} {delta} bytes", i + 1)?;
         }
-        for (id, (_, _, now)) in self.flows.drain() {
-            self.reported.insert(id, now);
+        for (id, flow) in self.flows.drain() {
+            if !flow.ended {
+                self.reported.insert(id, flow.to);
+            }
         }
         self.packets = 0;
         self.bytes = 0;
@@ -615,6 +637,9 @@ impl FlowConsumer for FlowsOutput {
     }
 
     fn flow_ended(&mut self, flow: TrackedFlow, reason: EndReason) {
+        if let Some(stats) = &mut self.stats {
+            stats.ended(flow.id);
+        }
         // A flood of evicted flows must not cost a record each when nothing is written.
         if !self.exports.any() || self.write_error.is_some() {
             return;
@@ -850,4 +875,55 @@ fn live_source(
     _metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
 ) -> anyhow::Result<Box<dyn Source>> {
     Err(UsageError("-i needs libpcap: built without the `live` feature".into()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> IntervalStats {
+        IntervalStats {
+            interval_ns: 1_000,
+            top: 5,
+            live: false,
+            started_ns: None,
+            packets: 0,
+            bytes: 0,
+            flows: Default::default(),
+            reported: Default::default(),
+        }
+    }
+
+    fn traffic(stats: &mut IntervalStats, id: u64, to: u64) {
+        let from = stats.reported.get(&id).copied().unwrap_or(0);
+        let flow = stats.flows.entry(id).or_insert(IntervalFlow {
+            description: format!("flow {id}"),
+            from,
+            to,
+            ended: false,
+        });
+        flow.to = to;
+    }
+
+    /// A live run's flows come and go: what the intervals keep is bounded by the flows still
+    /// in the table, not by every flow ever seen; an ended flow is still in its last report.
+    #[test]
+    fn ended_flows_are_reported_once_more_then_forgotten() {
+        let mut s = stats();
+        let mut out = Vec::new();
+        for round in 0..1_000u64 {
+            traffic(&mut s, round, 100);
+            traffic(&mut s, u64::MAX, 100 * (round + 1));
+            s.ended(round);
+            s.report(0, 1_000, &mut out).unwrap();
+        }
+        assert_eq!(s.reported.len(), 1, "only the flow still open");
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("flow 999 100 bytes"),
+            "ended flows are in their last report"
+        );
+        // The long-lived flow's delta is per interval, not its total.
+        assert!(text.contains(&format!("flow {} 100 bytes", u64::MAX)));
+    }
 }
