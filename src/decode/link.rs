@@ -1,6 +1,7 @@
 //! The link layer: where the network header starts and which protocol it carries, for each link
-//! type a capture may hold. Ethernet (with 802.1Q/802.1ad VLAN tags), Linux cooked SLL and SLL2,
-//! BSD null/loopback and raw IP all reduce to an ethertype and a slice of network bytes.
+//! type a capture may hold. Ethernet (with 802.1Q/802.1ad VLAN tags, VN-Tag and MPLS label
+//! stacks), Linux cooked SLL and SLL2, BSD null/loopback and raw IP all reduce to an ethertype
+//! and a slice of network bytes.
 
 use super::{Anomalies, Decoded, array_at, be16, be32, byte};
 
@@ -12,6 +13,12 @@ pub const ETHERTYPE_VLAN: u16 = 0x8100;
 pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// The pre-standard QinQ outer tag some switches still send.
 pub const ETHERTYPE_QINQ_LEGACY: u16 = 0x9100;
+/// Cisco's VN-Tag (802.1Qbh): four bytes of tag, then the next ethertype.
+pub const ETHERTYPE_VNTAG: u16 = 0x8926;
+/// MPLS label stacks, unicast and multicast: labels of four bytes down to the one marked
+/// bottom of stack, then the payload (IP, told by its version nibble).
+pub const ETHERTYPE_MPLS: u16 = 0x8847;
+pub const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 
 pub const LINKTYPE_NULL: u32 = 0;
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -293,20 +300,51 @@ fn cut_short<'a>(d: &mut Decoded<'a>) -> Option<&'a [u8]> {
     None
 }
 
-/// Skips any VLAN tags after a link header whose protocol field is `ethertype`, recording them
-/// and the final ethertype; returns the network-layer bytes.
+/// Skips any VLAN tags, VN-Tags and MPLS labels after a link header whose protocol field is
+/// `ethertype`, recording the VLAN ids and the final ethertype; returns the network-layer bytes.
 fn vlan_tags<'a>(mut ethertype: u16, mut rest: &'a [u8], d: &mut Decoded<'a>) -> Option<&'a [u8]> {
-    // Each pass consumes four bytes, so the loop ends however many tags a frame claims.
-    while matches!(
-        ethertype,
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_LEGACY
-    ) {
-        let Some((tag, after)) = rest.split_first_chunk::<4>() else {
-            return cut_short(d);
-        };
-        d.link.vlan.push(be16(tag, 0) & 0x0fff);
-        ethertype = be16(tag, 2);
-        rest = after;
+    // Each pass consumes bytes, so the loop ends however many tags a frame claims.
+    loop {
+        match ethertype {
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_LEGACY => {
+                let Some((tag, after)) = rest.split_first_chunk::<4>() else {
+                    return cut_short(d);
+                };
+                d.link.vlan.push(be16(tag, 0) & 0x0fff);
+                ethertype = be16(tag, 2);
+                rest = after;
+            }
+            ETHERTYPE_VNTAG => {
+                let Some((tag, after)) = rest.split_first_chunk::<6>() else {
+                    return cut_short(d);
+                };
+                ethertype = be16(tag, 4);
+                rest = after;
+            }
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
+                loop {
+                    let Some((label, after)) = rest.split_first_chunk::<4>() else {
+                        return cut_short(d);
+                    };
+                    rest = after;
+                    if label[2] & 0x01 == 1 {
+                        break;
+                    }
+                }
+                // No ethertype follows the stack: the payload's version nibble tells (a
+                // pseudowire or anything else stays undecoded).
+                let Some(first) = rest.first() else {
+                    return cut_short(d);
+                };
+                ethertype = match first >> 4 {
+                    4 => ETHERTYPE_IPV4,
+                    6 => ETHERTYPE_IPV6,
+                    _ => ETHERTYPE_MPLS,
+                };
+                break;
+            }
+            _ => break,
+        }
     }
     if d.link.vlan.count() > 2 {
         d.anomalies.insert(Anomalies::TOO_MANY_VLAN_TAGS);
@@ -447,6 +485,43 @@ mod tests {
         assert_eq!(d.checksums.transport, ChecksumStatus::Good);
         every_truncation(1, &QINQ, QINQ.len());
         mutations(1, &QINQ);
+    }
+
+    /// QINQ's IPv4 packet behind other link-layer headers: `between` replaces its two tags.
+    fn behind(ethertype: [u8; 2], between: &[u8]) -> Vec<u8> {
+        let mut frame = QINQ[..12].to_vec();
+        frame.extend_from_slice(&ethertype);
+        frame.extend_from_slice(between);
+        frame.extend_from_slice(&QINQ[22..]);
+        frame
+    }
+
+    #[test]
+    fn an_mpls_label_stack_is_skipped_to_the_ip_packet_it_carries() {
+        // Two labels, the second marked bottom of stack (label 16 then 17, TTL 64).
+        let frame = behind([0x88, 0x47], &[0, 1, 0, 64, 0, 1, 0x11, 64]);
+        let d = decode(1, &frame, &VERIFY);
+        assert!(d.anomalies.is_empty() && !d.truncated, "{:?}", d.anomalies);
+        assert_eq!(d.link.ethertype, Some(0x0800));
+        assert_eq!((d.src_port(), d.dst_port()), (Some(443), Some(51000)));
+        assert_eq!(d.checksums.transport, ChecksumStatus::Good);
+        every_truncation(1, &frame, frame.len());
+        mutations(1, &frame);
+        // A stack that never reaches its bottom is a cut header, not a loop.
+        let endless = behind([0x88, 0x47], &[0, 1, 0, 64, 0, 1, 0, 64]);
+        let d = decode(1, &endless[..22], &VERIFY);
+        assert!(d.truncated);
+    }
+
+    #[test]
+    fn a_vn_tag_is_skipped_to_the_ethertype_after_it() {
+        let frame = behind([0x89, 0x26], &[0x80, 0x01, 0x00, 0x02, 0x08, 0x00]);
+        let d = decode(1, &frame, &VERIFY);
+        assert!(d.anomalies.is_empty() && !d.truncated, "{:?}", d.anomalies);
+        assert_eq!(d.link.ethertype, Some(0x0800));
+        assert_eq!((d.src_port(), d.dst_port()), (Some(443), Some(51000)));
+        every_truncation(1, &frame, frame.len());
+        mutations(1, &frame);
     }
 
     #[test]
