@@ -80,14 +80,6 @@ impl ser::SerializeStruct for FieldNames<'_> {
     }
 }
 
-macro_rules! not_a_struct {
-    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
-        $(fn $method(self, $(_: $arg),*) -> Result<$ret, NotAStruct> {
-            Err(NotAStruct)
-        })*
-    };
-}
-
 impl<'a> ser::Serializer for FieldNames<'a> {
     type Ok = ();
     type Error = NotAStruct;
@@ -103,7 +95,8 @@ impl<'a> ser::Serializer for FieldNames<'a> {
         Ok(self)
     }
 
-    not_a_struct! {
+    refuse! {
+        NotAStruct, NotAStruct;
         serialize_bool(bool) -> ();
         serialize_i8(i8) -> ();
         serialize_i16(i16) -> ();

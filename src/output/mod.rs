@@ -4,6 +4,16 @@
 //! derived from the record, aligned text tables for people, and Zeek's logs (TSV or JSON). No subcommand formats JSON or
 //! CSV by hand.
 
+/// Serializer methods that refuse what a writer cannot take: each returns `Err($error)`.
+/// Shared by the writers that accept only some shapes of value (CSV's header, Zeek's fields).
+macro_rules! refuse {
+    ($error_type:ty, $error:expr; $($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<$ret, $error_type> {
+            Err($error)
+        })*
+    };
+}
+
 pub mod csv;
 mod escape;
 mod field_names;

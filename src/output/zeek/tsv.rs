@@ -118,14 +118,6 @@ macro_rules! integers {
     };
 }
 
-macro_rules! refuse {
-    ($($method:ident($($arg:ty),*) -> $ret:ty;)*) => {
-        $(fn $method(self, $(_: $arg),*) -> Result<$ret, JsonError> {
-            Err(not_a_value())
-        })*
-    };
-}
-
 impl<'a> ser::Serializer for Value<'a> {
     type Ok = ();
     type Error = JsonError;
@@ -206,6 +198,7 @@ impl<'a> ser::Serializer for Value<'a> {
     }
 
     refuse! {
+        JsonError, not_a_value();
         serialize_bytes(&[u8]) -> ();
         serialize_unit_struct(&'static str) -> ();
         serialize_tuple(usize) -> Impossible<(), JsonError>;
@@ -261,6 +254,7 @@ impl<'a> ser::Serializer for Row<'a> {
     }
 
     refuse! {
+        JsonError, not_a_value();
         serialize_bool(bool) -> ();
         serialize_i8(i8) -> ();
         serialize_i16(i16) -> ();
